@@ -1,0 +1,249 @@
+// Package agent is the device side of Secure Zero Touch Provisioning (RFC
+// 8572 §5): it walks the bootstrap sources, decides which servers and which
+// data it can trust, follows redirect information and carries out onboarding
+// information in the RFC's order, reporting progress to trusted servers.
+//
+// Hardware and network come in through Config: the identity as a
+// tls.Certificate whose key may live in a TPM, HTTP transports, the clock and
+// the directories. Nothing here parses flags or picks exit codes.
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything the agent needs for a run.
+type Config struct {
+	// BootstrapURLs are well-known bootstrap servers, "https://host[:port]".
+	BootstrapURLs []string
+	// TrustAnchors authenticate well-known bootstrap servers. Empty: every
+	// well-known server is untrusted (provisional connections only). They
+	// also authenticate https image servers, with the system roots.
+	TrustAnchors []*x509.Certificate
+	// Identity is the IDevID certificate chain and its private key, sent as
+	// the TLS client certificate. Its key may be a TPM-backed crypto.Signer.
+	Identity tls.Certificate
+	// SerialNumber, HWModel, OSName and OSVersion describe the device.
+	SerialNumber string
+	HWModel      string
+	OSName       string
+	OSVersion    string
+
+	// StateDir holds downloads, script files, staged configuration and the
+	// result of the last run.
+	StateDir string
+
+	// Hook commands, each run through /bin/sh -c.
+	ImageInstallCommand string
+	ConfigApplyCommand  string
+	RebootCommand       string
+
+	// Header is added to every RESTCONF request.
+	Header http.Header
+
+	// Once makes one pass over the sources instead of looping forever.
+	Once bool
+	// DryRun does every network step and check but changes nothing on the
+	// device and sends no progress report; the plan goes to Plan.
+	DryRun bool
+
+	// SSHHostKeyDir is where ssh_host_*_key.pub files are read for the
+	// bootstrap-complete report; empty means /etc/ssh.
+	SSHHostKeyDir string
+
+	// RequestTimeout bounds one RESTCONF exchange; 0 means 60s.
+	RequestTimeout time.Duration
+	// ScriptTimeout bounds one script or hook command; 0 means 30 minutes.
+	ScriptTimeout time.Duration
+	// Retry is the policy between passes over the sources.
+	Retry Backoff
+
+	// Logger receives the agent's log; nil discards it.
+	Logger *slog.Logger
+	// Plan receives the dry-run plan and the step summary; nil discards it.
+	Plan io.Writer
+	// Transport, if set, is the base for every HTTP transport the agent
+	// builds (tests use it to count connections); its TLS settings are
+	// replaced per server.
+	Transport *http.Transport
+}
+
+// Outcome says how a successful run ended.
+type Outcome int
+
+const (
+	// Bootstrapped: onboarding completed (bootstrap-complete).
+	Bootstrapped Outcome = iota + 1
+	// Rebooting: a new boot image was installed and the reboot command ran;
+	// the next start carries on from discovery.
+	Rebooting
+	// Planned: a dry run verified everything it could and printed its plan.
+	Planned
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Bootstrapped:
+		return "bootstrap-complete"
+	case Rebooting:
+		return "boot-image-installed-rebooting"
+	case Planned:
+		return "dry-run-planned"
+	}
+	return "unknown"
+}
+
+// ErrEnvironment marks failures of the device itself (state directory not
+// writable, identity unusable) as opposed to failures of the sources.
+var ErrEnvironment = errors.New("environment")
+
+// ErrNotBootstrapped is returned by a --once run in which no source led to a
+// successful bootstrap.
+var ErrNotBootstrapped = errors.New("no bootstrap source succeeded")
+
+// Agent runs the RFC 8572 device algorithm.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	out io.Writer
+}
+
+// New checks cfg and returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if len(cfg.BootstrapURLs) == 0 {
+		return nil, errors.New("no bootstrap server configured (discovery arrives in a later release: give --bootstrap-url)")
+	}
+	for _, u := range cfg.BootstrapURLs {
+		if _, err := ParseBootstrapURL(u); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("no state directory configured")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.ScriptTimeout <= 0 {
+		cfg.ScriptTimeout = 30 * time.Minute
+	}
+	if cfg.SSHHostKeyDir == "" {
+		cfg.SSHHostKeyDir = "/etc/ssh"
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, out: cfg.Plan}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.out == nil {
+		a.out = io.Discard
+	}
+	return a, nil
+}
+
+// Run bootstraps the device: RFC 8572 §5.2's loop over the sources until one
+// of them leads to a successful onboarding (or, with Once or DryRun, one pass).
+func (a *Agent) Run(ctx context.Context) (Outcome, error) {
+	if err := a.prepareStateDir(); err != nil {
+		return 0, err
+	}
+	once := a.cfg.Once || a.cfg.DryRun
+	for pass := 1; ; pass++ {
+		a.log.Info("starting pass over bootstrap sources", "pass", pass, "sources", len(a.cfg.BootstrapURLs))
+		outcome, err := a.pass(ctx)
+		if err == nil {
+			a.saveResult(outcome, nil)
+			return outcome, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if errors.Is(err, ErrEnvironment) {
+			a.saveResult(0, err)
+			return 0, err
+		}
+		a.saveResult(0, err)
+		if once {
+			return 0, fmt.Errorf("%w: %w", ErrNotBootstrapped, err)
+		}
+		delay := a.cfg.Retry.Delay(pass, retryAfter(err))
+		a.log.Warn("no bootstrap source succeeded; retrying", "pass", pass, "error", err, "retry_in", delay.Round(time.Millisecond))
+		if err := a.cfg.Retry.sleep(ctx, delay); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// pass tries every well-known bootstrap server once, in order.
+func (a *Agent) pass(ctx context.Context) (Outcome, error) {
+	var errs []error
+	for _, u := range a.cfg.BootstrapURLs {
+		target, err := ParseBootstrapURL(u)
+		if err != nil {
+			return 0, err // checked in New; kept for safety
+		}
+		target.anchors = a.cfg.TrustAnchors
+		outcome, err := a.processServer(ctx, target, 0)
+		if err == nil {
+			return outcome, nil
+		}
+		if errors.Is(err, ErrEnvironment) || ctx.Err() != nil {
+			return 0, err
+		}
+		a.log.Warn("bootstrap server did not bootstrap the device", "server", target.base, "error", err)
+		errs = append(errs, fmt.Errorf("%s: %w", target.base, err))
+	}
+	return 0, joinErrors(errs)
+}
+
+func (a *Agent) prepareStateDir() error {
+	for _, d := range []string{a.cfg.StateDir, a.imagesDir(), a.scriptsDir(), a.configDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("%w: creating state directory: %w", ErrEnvironment, err)
+		}
+	}
+	probe := filepath.Join(a.cfg.StateDir, ".write-test")
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		return fmt.Errorf("%w: state directory %s is not writable: %w", ErrEnvironment, a.cfg.StateDir, err)
+	}
+	os.Remove(probe)
+	return nil
+}
+
+func (a *Agent) imagesDir() string  { return filepath.Join(a.cfg.StateDir, "images") }
+func (a *Agent) scriptsDir() string { return filepath.Join(a.cfg.StateDir, "scripts") }
+func (a *Agent) configDir() string  { return filepath.Join(a.cfg.StateDir, "config") }
+
+// joinedErrors prints several errors on one line: an operator reads the
+// final error as one line on a console.
+type joinedErrors []error
+
+func (j joinedErrors) Error() string {
+	parts := make([]string, len(j))
+	for i, e := range j {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joinedErrors) Unwrap() []error { return j }
+
+func joinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return joinedErrors(errs)
+}

@@ -1,0 +1,90 @@
+// Package cli is the sztp-agent command line: it turns flags and the config
+// file into an agent.Config, runs the agent and maps the result to the
+// documented exit codes. cmd/sztp-agent only calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sztp-agent/sztp-agent/internal/version"
+)
+
+// Exit codes: the contract scripts and the systemd unit rely on.
+const (
+	ExitOK          = 0   // bootstrapped, rebooting into a new image, or a verified dry-run plan
+	ExitFailed      = 1   // no source bootstrapped the device (--once / --dry-run), or a step failed
+	ExitUsage       = 2   // bad flags, config file or arguments
+	ExitEnvironment = 3   // the device itself is not usable: identity, trust anchors, state directory
+	ExitInterrupted = 130 // stopped by SIGINT/SIGTERM before finishing
+)
+
+// Main runs one sztp-agent invocation and returns its exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version.Version)
+		return ExitOK
+	case "help", "-h", "--help", "-help":
+		usage(stdout)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "sztp-agent: unknown command %q\n", args[0])
+	usage(stderr)
+	return ExitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: sztp-agent <command> [flags]
+
+Commands:
+  run       bootstrap this device (RFC 8572 Secure Zero Touch Provisioning)
+  version   print the version
+  help      print this help
+
+Run "sztp-agent run -h" for the flags of run.
+
+Exit codes: 0 bootstrapped / rebooting into the new image / dry-run plan verified,
+1 bootstrap failed, 2 usage error, 3 environment error (identity, trust anchors,
+state directory), 130 interrupted.
+`)
+}
+
+// errorLine prints err as the single line an operator sees on a console.
+func errorLine(w io.Writer, err error) {
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	fmt.Fprintf(w, "sztp-agent: error: %s\n", msg)
+}
+
+var errUsage = errors.New("usage")
+
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+func (usageError) Is(target error) bool { return target == errUsage }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode maps a failure to its documented code.
+func exitCode(ctx context.Context, err error, environment error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, errUsage):
+		return ExitUsage
+	case errors.Is(err, environment):
+		return ExitEnvironment
+	case ctx.Err() != nil:
+		return ExitInterrupted
+	}
+	return ExitFailed
+}
