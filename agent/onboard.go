@@ -219,8 +219,11 @@ func (r *onboarding) fetcher() *image.Fetcher {
 	}
 	return &image.Fetcher{
 		Dir:            r.imagesDir(),
-		Client:         client(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}),
-		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}),
+		// The IDevID goes along in case the image server asks for it (Go
+		// only sends it on request): servers that serve per-device images
+		// identify the device that way.
+		Client:         client(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{r.cfg.Identity}}),
+		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{r.cfg.Identity}}),
 		Logger:         r.log,
 	}
 }

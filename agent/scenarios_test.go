@@ -1,0 +1,466 @@
+package agent_test
+
+// Scenarios of RFC 8572 §5 run end to end: the agent against the lab
+// bootstrap server in-process, over real TLS with real certificates, with
+// hook commands and scripts that leave marks in a directory so each test can
+// tell exactly what was installed, run and applied.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/lab"
+)
+
+const serial = "SN-TEST-0001"
+
+// device is the agent's side of a scenario: its PKI-issued identity, a
+// directory for marks left by hooks and scripts, and the config to run.
+type device struct {
+	t     *testing.T
+	pki   *lab.PKI
+	marks string
+	cfg   agent.Config
+	plan  bytes.Buffer
+}
+
+func newDevice(t *testing.T) *device {
+	t.Helper()
+	pki, err := lab.NewPKI(t.TempDir(), serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := tls.LoadX509KeyPair(pki.IDevIDCertFile, pki.IDevIDKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, pki: pki, marks: t.TempDir()}
+	d.cfg = agent.Config{
+		TrustAnchors:        []*x509.Certificate{pki.ServerCA.Cert},
+		Identity:            identity,
+		SerialNumber:        serial,
+		HWModel:             "lab-x1",
+		OSName:              "LabOS",
+		OSVersion:           "1.0",
+		StateDir:            t.TempDir(),
+		ImageInstallCommand: `cp "$SZTP_IMAGE_PATH" ` + d.mark("installed.img") + ` && echo "$SZTP_OS_NAME $SZTP_OS_VERSION" > ` + d.mark("installed.txt") + ` && echo install >> ` + d.mark("order"),
+		ConfigApplyCommand:  `cp "$SZTP_CONFIG_PATH" ` + d.mark("applied.cfg") + ` && echo "config $SZTP_CONFIG_HANDLING" >> ` + d.mark("order"),
+		RebootCommand:       `echo reboot >> ` + d.mark("order"),
+		Once:                true,
+		SSHHostKeyDir:       t.TempDir(),
+		RequestTimeout:      10 * time.Second,
+		ScriptTimeout:       10 * time.Second,
+		Logger:              testLogger(t),
+		Header:              http.Header{"X-Lab-Rack": {"r7"}},
+	}
+	d.cfg.Plan = &d.plan
+	return d
+}
+
+func (d *device) mark(name string) string { return filepath.Join(d.marks, name) }
+
+// script returns a pre/post script that appends its name to the order file.
+func (d *device) script(name string, exit int, extra string) []byte {
+	return []byte(fmt.Sprintf("#!/bin/sh\necho %s >> %s\n%s\nexit %d\n", name, d.mark("order"), extra, exit))
+}
+
+// order is what ran, in order.
+func (d *device) order() []string {
+	data, err := os.ReadFile(d.mark("order"))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(strings.ReplaceAll(string(data), "config ", "config:"))
+}
+
+func (d *device) run(urls ...string) (agent.Outcome, error) {
+	d.t.Helper()
+	d.cfg.BootstrapURLs = urls
+	a, err := agent.New(d.cfg)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	outcome, err := a.Run(ctx)
+	d.t.Logf("plan:\n%s", d.plan.String())
+	return outcome, err
+}
+
+// startServer starts a lab server; cert nil means one from the PKI's server CA.
+func (d *device) startServer(name string, def *lab.Definition, cert *tls.Certificate) *lab.Server {
+	d.t.Helper()
+	s, err := lab.Start(lab.Options{PKI: d.pki, Name: name, Definition: def, TLSCert: cert, Logger: testLogger(d.t)})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func progressTypes(s *lab.Server) []string {
+	var types []string
+	for _, r := range s.Reports() {
+		types = append(types, r.ProgressType)
+	}
+	return types
+}
+
+func fullOnboarding(d *device, img []byte) *lab.Definition {
+	def := &lab.Definition{
+		ReportingLevel: "verbose",
+		Onboarding: &lab.Onboarding{
+			PreConfigurationScriptData:  d.script("pre", 0, ""),
+			ConfigurationData:           []byte(`{"hostname":"leaf-7"}`),
+			ConfigurationHandling:       "merge",
+			PostConfigurationScriptData: d.script("post", 0, ""),
+		},
+	}
+	if img != nil {
+		def.Onboarding.BootImage = &lab.BootImage{OSName: "LabOS", OSVersion: "2.0", ImageData: img, ImageName: "labos-2.0.img"}
+	}
+	return def
+}
+
+func testImage() []byte { return bytes.Repeat([]byte("LabOS 2.0 image block\n"), 4096) }
+
+func TestBootstrapWithoutImage(t *testing.T) {
+	d := newDevice(t)
+	os.WriteFile(filepath.Join(d.cfg.SSHHostKeyDir, "ssh_host_ed25519_key.pub"), []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdCBhIHJlYWwga2V5IGJ1dCB3ZWxsIGZvcm1lZA== root@lab\n"), 0o644)
+	s := d.startServer("lab-1", fullOnboarding(d, nil), nil)
+
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if got, want := d.order(), []string{"pre", "config:merge", "post"}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want %v", got, want)
+	}
+	if cfg, _ := os.ReadFile(d.mark("applied.cfg")); string(cfg) != `{"hostname":"leaf-7"}` {
+		t.Errorf("applied configuration %q", cfg)
+	}
+	want := []string{"bootstrap-initiated", "parsing-initiated", "parsing-complete",
+		"pre-script-initiated", "pre-script-complete", "config-initiated", "config-complete",
+		"post-script-initiated", "post-script-complete", "bootstrap-complete"}
+	if got := progressTypes(s); !slices.Equal(got, want) {
+		t.Errorf("reports %v\nwant    %v", got, want)
+	}
+	last := s.Reports()[len(s.Reports())-1]
+	if len(last.SSHHostKeys) != 1 || last.SSHHostKeys[0].Algorithm != "ssh-ed25519" {
+		t.Errorf("bootstrap-complete ssh-host-keys = %+v", last.SSHHostKeys)
+	}
+	// A trusted server learns the device's OS and model, and the operator's header.
+	req := s.Requests()[0]
+	if req.Input["os-name"] != "LabOS" || req.Input["os-version"] != "1.0" || req.Input["hw-model"] != "lab-x1" || req.Input["signed-data-preferred"] != nil {
+		t.Errorf("trusted request input = %v", req.Input)
+	}
+	if req.Header.Get("X-Lab-Rack") != "r7" || req.Serial != serial {
+		t.Errorf("request header %v serial %q", req.Header, req.Serial)
+	}
+}
+
+func TestMinimalReportingSendsOnlyRequiredReports(t *testing.T) {
+	d := newDevice(t)
+	def := fullOnboarding(d, nil)
+	def.ReportingLevel = "minimal"
+	s := d.startServer("lab-1", def, nil)
+	if _, err := d.run(s.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := progressTypes(s), []string{"bootstrap-initiated", "bootstrap-complete"}; !slices.Equal(got, want) {
+		t.Errorf("reports %v, want %v", got, want)
+	}
+}
+
+func TestBootImageInstallAndReboot(t *testing.T) {
+	d := newDevice(t)
+	img := testImage()
+	s := d.startServer("lab-1", fullOnboarding(d, img), nil)
+
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Rebooting {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	installed, _ := os.ReadFile(d.mark("installed.img"))
+	if !bytes.Equal(installed, img) {
+		t.Errorf("installed %d bytes, want the %d-byte image", len(installed), len(img))
+	}
+	if txt, _ := os.ReadFile(d.mark("installed.txt")); string(txt) != "LabOS 2.0\n" {
+		t.Errorf("install command saw %q", txt)
+	}
+	// The pass ends with the reboot: no script, no configuration.
+	if got, want := d.order(), []string{"install", "reboot"}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want %v", got, want)
+	}
+	types := progressTypes(s)
+	if types[len(types)-1] != "boot-image-installed-rebooting" || !slices.Contains(types, "boot-image-mismatch") {
+		t.Errorf("reports %v", types)
+	}
+	if slices.Contains(types, "bootstrap-complete") || slices.Contains(types, "pre-script-initiated") {
+		t.Errorf("reports after the reboot point: %v", types)
+	}
+}
+
+func TestBootImageAlreadyRunning(t *testing.T) {
+	d := newDevice(t)
+	d.cfg.OSVersion = "2.0"
+	s := d.startServer("lab-1", fullOnboarding(d, testImage()), nil)
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if got, want := d.order(), []string{"pre", "config:merge", "post"}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want %v", got, want)
+	}
+	if s.ImageRequests() != 0 {
+		t.Errorf("image downloaded %d times while already running", s.ImageRequests())
+	}
+	if types := progressTypes(s); !slices.Contains(types, "boot-image-complete") || slices.Contains(types, "boot-image-mismatch") {
+		t.Errorf("reports %v", types)
+	}
+}
+
+func TestBootImageHashMismatchInstallsNothing(t *testing.T) {
+	d := newDevice(t)
+	def := fullOnboarding(d, testImage())
+	def.Onboarding.BootImage.SHA256 = fmt.Sprintf("%x", sha256.Sum256([]byte("another image")))
+	s := d.startServer("lab-1", def, nil)
+
+	_, err := d.run(s.URL())
+	var mismatch interface{ Error() string }
+	if err == nil || !strings.Contains(err.Error(), "sha-256") {
+		t.Fatalf("error %v, want a hash mismatch", err)
+	}
+	_ = mismatch
+	if got := d.order(); len(got) != 0 {
+		t.Errorf("ran %v after a hash mismatch", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(d.cfg.StateDir, "images")); len(entries) != 0 {
+		t.Errorf("images left behind: %v", entries)
+	}
+	types := progressTypes(s)
+	if types[len(types)-1] != "boot-image-error" {
+		t.Errorf("reports %v, want boot-image-error last", types)
+	}
+}
+
+func TestBootImageSecondDownloadURIWorks(t *testing.T) {
+	d := newDevice(t)
+	img := testImage()
+	def := fullOnboarding(d, img)
+	def.Onboarding.BootImage.DownloadURIs = []string{"https://127.0.0.1:1/dead-mirror.img", "{{image}}"}
+	s := d.startServer("lab-1", def, nil)
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Rebooting {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if installed, _ := os.ReadFile(d.mark("installed.img")); !bytes.Equal(installed, img) {
+		t.Error("installed image differs")
+	}
+}
+
+func TestPreScriptFailureStopsOnboarding(t *testing.T) {
+	d := newDevice(t)
+	def := fullOnboarding(d, nil)
+	def.Onboarding.PreConfigurationScriptData = d.script("pre", 3, "echo 'disk check failed' >&2")
+	s := d.startServer("lab-1", def, nil)
+
+	_, err := d.run(s.URL())
+	if err == nil || !strings.Contains(err.Error(), "disk check failed") {
+		t.Fatalf("error %v, want the script's output", err)
+	}
+	if got := d.order(); !slices.Equal(got, []string{"pre"}) {
+		t.Errorf("ran %v, want only the pre-script", got)
+	}
+	if _, err := os.Stat(d.mark("applied.cfg")); err == nil {
+		t.Error("configuration applied after the pre-script failed")
+	}
+	reports := s.Reports()
+	last := reports[len(reports)-1]
+	if last.ProgressType != "pre-script-error" || !strings.Contains(last.Message, "disk check failed") {
+		t.Errorf("last report %s %q", last.ProgressType, last.Message)
+	}
+}
+
+func TestScriptWarningIsReported(t *testing.T) {
+	d := newDevice(t)
+	def := fullOnboarding(d, nil)
+	def.Onboarding.PostConfigurationScriptData = d.script("post", 0, "echo 'warning: fan tray 2 missing'")
+	s := d.startServer("lab-1", def, nil)
+	if outcome, err := d.run(s.URL()); err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	found := false
+	for _, r := range s.Reports() {
+		if r.ProgressType == "post-script-warning" && strings.Contains(r.Message, "fan tray 2") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no post-script-warning in %v", progressTypes(s))
+	}
+}
+
+func TestRedirectToServerAuthenticatedByRedirectTrustAnchor(t *testing.T) {
+	d := newDevice(t)
+	otherCA, err := lab.NewCA(t.TempDir(), "owner-sztp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := otherCA.IssueServer(t.TempDir(), "second", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := d.startServer("second", fullOnboarding(d, nil), &cert)
+	host, port := hostPort(t, second.URL())
+	first := d.startServer("first", &lab.Definition{Redirect: []lab.RedirectServer{
+		{Address: host, Port: port, TrustAnchorCerts: []*x509.Certificate{otherCA.Cert}},
+	}}, nil)
+
+	outcome, err := d.run(first.URL())
+	if err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if n := len(first.Reports()); n != 0 {
+		t.Errorf("redirecting server got %d reports", n)
+	}
+	if types := progressTypes(second); types[len(types)-1] != "bootstrap-complete" {
+		t.Errorf("second server reports %v", types)
+	}
+	if req := second.Requests()[0]; req.Input["os-name"] != "LabOS" {
+		t.Errorf("second server treated as untrusted: input %v", req.Input)
+	}
+}
+
+func TestRedirectWithoutTrustAnchorIsProvisional(t *testing.T) {
+	d := newDevice(t)
+	second := d.startServer("second", fullOnboarding(d, nil), nil)
+	host, port := hostPort(t, second.URL())
+	first := d.startServer("first", &lab.Definition{Redirect: []lab.RedirectServer{{Address: host, Port: port}}}, nil)
+	_, err := d.run(first.URL())
+	if !errors.Is(err, agent.ErrUntrustedOnboarding) {
+		t.Fatalf("error %v, want unsigned onboarding from an untrusted server refused", err)
+	}
+	if n := len(second.Reports()); n != 0 || len(d.order()) != 0 {
+		t.Errorf("untrusted server got %d reports; ran %v", n, d.order())
+	}
+}
+
+func TestRedirectTrustAnchorMismatchFailsServer(t *testing.T) {
+	d := newDevice(t)
+	wrongCA, _ := lab.NewCA(t.TempDir(), "wrong")
+	second := d.startServer("second", fullOnboarding(d, nil), nil)
+	host, port := hostPort(t, second.URL())
+	first := d.startServer("first", &lab.Definition{Redirect: []lab.RedirectServer{
+		{Address: host, Port: port, TrustAnchorCerts: []*x509.Certificate{wrongCA.Cert}},
+	}}, nil)
+	_, err := d.run(first.URL())
+	if !errors.Is(err, agent.ErrServerNotAuthenticated) {
+		t.Fatalf("error %v, want the redirected server not authenticated", err)
+	}
+	if len(second.Requests()) != 0 {
+		t.Error("the device sent a request over a connection that failed authentication")
+	}
+}
+
+func TestUntrustedServerUnsignedOnboardingRefused(t *testing.T) {
+	d := newDevice(t)
+	strangerCA, _ := lab.NewCA(t.TempDir(), "stranger")
+	cert, _ := strangerCA.IssueServer(t.TempDir(), "stranger", "127.0.0.1")
+	s := d.startServer("stranger", fullOnboarding(d, testImage()), &cert)
+
+	_, err := d.run(s.URL())
+	if !errors.Is(err, agent.ErrUntrustedOnboarding) {
+		t.Fatalf("error %v, want unsigned onboarding refused", err)
+	}
+	if got := d.order(); len(got) != 0 {
+		t.Errorf("ran %v from an untrusted server", got)
+	}
+	if n := len(s.Reports()); n != 0 {
+		t.Errorf("%d progress reports sent to an untrusted server", n)
+	}
+	if s.ImageRequests() != 0 {
+		t.Error("image downloaded from untrusted onboarding information")
+	}
+	// RFC 8572 §9.6: an untrusted server learns only that signed data is
+	// preferred, and a nonce.
+	reqs := s.Requests()
+	in := reqs[len(reqs)-1].Input
+	if in["signed-data-preferred"] == nil || in["nonce"] == nil || in["os-name"] != nil || in["hw-model"] != nil {
+		t.Errorf("provisional request input = %v", in)
+	}
+}
+
+func TestSecondBootstrapURLAfter503(t *testing.T) {
+	d := newDevice(t)
+	busy := d.startServer("busy", &lab.Definition{Status: http.StatusServiceUnavailable}, nil)
+	good := d.startServer("good", fullOnboarding(d, nil), nil)
+	outcome, err := d.run(busy.URL(), good.URL())
+	if err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if len(busy.Requests()) != 1 || len(busy.Reports()) != 0 {
+		t.Errorf("busy server: %d requests, %d reports", len(busy.Requests()), len(busy.Reports()))
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	d := newDevice(t)
+	d.cfg.DryRun = true
+	s := d.startServer("lab-1", fullOnboarding(d, testImage()), nil)
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Planned {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if got := d.order(); len(got) != 0 {
+		t.Errorf("dry run ran %v", got)
+	}
+	if n := len(s.Reports()); n != 0 {
+		t.Errorf("dry run sent %d progress reports", n)
+	}
+	if s.ImageRequests() != 1 {
+		t.Errorf("dry run downloaded the image %d times, want 1", s.ImageRequests())
+	}
+	plan := d.plan.String()
+	for _, want := range []string{"sha-256", "would run install command", "would run reboot command", "after the reboot, would run pre-configuration-script", "would merge configuration"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q", want)
+		}
+	}
+}
+
+func TestMissingHookCommandIsAStepError(t *testing.T) {
+	d := newDevice(t)
+	d.cfg.ConfigApplyCommand = ""
+	s := d.startServer("lab-1", fullOnboarding(d, nil), nil)
+	_, err := d.run(s.URL())
+	if err == nil || !strings.Contains(err.Error(), "--config-apply-command") {
+		t.Fatalf("error %v", err)
+	}
+	if got := d.order(); !slices.Equal(got, []string{"pre"}) {
+		t.Errorf("ran %v", got)
+	}
+	if types := progressTypes(s); types[len(types)-1] != "config-error" {
+		t.Errorf("reports %v", types)
+	}
+	// And with an image but no install command, nothing is downloaded.
+	d2 := newDevice(t)
+	d2.cfg.ImageInstallCommand = ""
+	s2 := d2.startServer("lab-2", fullOnboarding(d2, testImage()), nil)
+	if _, err := d2.run(s2.URL()); err == nil || s2.ImageRequests() != 0 {
+		t.Errorf("error %v, image requests %d", err, s2.ImageRequests())
+	}
+}
