@@ -8,12 +8,12 @@ ready="$dir/ready.env"
 rm -f "$ready"
 
 "$bin/sztp-lab" --dir "$dir" --addr "$addr" --serial-number SN-LAB-0001 \
-  --definition testdata/lab/onboarding.yaml --ready-file "$ready" >"$dir/server.log" 2>&1 &
+  --definition testdata/lab/onboarding.yaml --ready-file "$ready" >"$dir/server.out" 2>"$dir/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 
 for _ in $(seq 1 100); do [ -s "$ready" ] && break; sleep 0.1; done
-if [ ! -s "$ready" ]; then echo "lab server did not start:"; cat "$dir/server.log"; exit 1; fi
+if [ ! -s "$ready" ]; then echo "lab server did not start:"; cat "$dir/server.out" "$dir/server.log"; exit 1; fi
 # shellcheck disable=SC1090
 . "$ready"
 
@@ -31,7 +31,27 @@ set +e
   --reboot-command 'echo reboot'
 rc=$?
 set -e
-echo "== what the lab server saw"
-cat "$dir/server.log"
+if [ $rc -eq 0 ]; then
+  # A real run as a device already running LabOS 2.0 would do it, so the
+  # progress reports can be seen; the hooks only print, the state stays in $dir.
+  echo
+  echo "== sztp-agent run --once (as a device already running LabOS 2.0; hooks only print)"
+  set +e
+  "$bin/sztp-agent" run --once \
+    --bootstrap-url "$URL" --trust-anchor "$TRUST_ANCHOR" \
+    --idevid-cert "$IDEVID_CERT" --idevid-key "$IDEVID_KEY" \
+    --os-name LabOS --os-version 2.0 --log-level warn \
+    --state-dir "$dir/agent-state-real" --ssh-host-key-dir "$dir/no-ssh-keys" \
+    --image-install-command 'echo install "$SZTP_IMAGE_PATH"' \
+    --config-apply-command 'echo apply "$SZTP_CONFIG_PATH" "$SZTP_CONFIG_HANDLING"' \
+    --reboot-command 'echo reboot'
+  rc=$?
+  set -e
+fi
+sleep 0.2
+echo
+echo "== what the lab server printed (its log is in $dir/server.log)"
+kill $server; wait $server 2>/dev/null || true
+cat "$dir/server.out"
 echo "== sztp-agent exit status: $rc"
 exit $rc
