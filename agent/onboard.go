@@ -218,7 +218,7 @@ func (r *onboarding) fetcher() *image.Fetcher {
 		return &http.Client{Transport: tr}
 	}
 	return &image.Fetcher{
-		Dir:            r.imagesDir(),
+		Dir: r.imagesDir(),
 		// The IDevID goes along in case the image server asks for it (Go
 		// only sends it on request): servers that serve per-device images
 		// identify the device that way.

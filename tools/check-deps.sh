@@ -14,4 +14,4 @@ if go list -deps ./agent/... | grep -q '^github.com/sztp-agent/sztp-agent/intern
   echo "agent imports the command line"; exit 1
 fi
 echo "dependencies of cmd/sztp-agent outside the standard library:"
-go list -deps ./cmd/sztp-agent | grep '\.' | grep -v '^github.com/sztp-agent/' | sed 's/^/  /'
+go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./cmd/sztp-agent | grep -v '^github.com/sztp-agent/' | sed 's/^/  /'

@@ -69,7 +69,7 @@ var errUsage = errors.New("usage")
 
 type usageError struct{ error }
 
-func (u usageError) Unwrap() error { return u.error }
+func (u usageError) Unwrap() error      { return u.error }
 func (usageError) Is(target error) bool { return target == errUsage }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
