@@ -464,3 +464,21 @@ func TestMissingHookCommandIsAStepError(t *testing.T) {
 		t.Errorf("error %v, image requests %d", err, s2.ImageRequests())
 	}
 }
+
+func TestRedirectLoopIsCapped(t *testing.T) {
+	d := newDevice(t)
+	s := d.startServer("loop", nil, nil)
+	host, port := hostPort(t, s.URL())
+	// Trusted redirect information pointing back at the same server, with a
+	// trust anchor that validates it: only the depth cap ends this.
+	s.SetDefinition(&lab.Definition{Redirect: []lab.RedirectServer{
+		{Address: host, Port: port, TrustAnchorCerts: []*x509.Certificate{d.pki.ServerCA.Cert}},
+	}})
+	_, err := d.run(s.URL())
+	if !errors.Is(err, agent.ErrRedirectDepth) {
+		t.Fatalf("error %v, want the redirect depth cap", err)
+	}
+	if n := len(s.Requests()); n != 11 {
+		t.Errorf("%d requests, want 11 (the first plus 10 redirects)", n)
+	}
+}
