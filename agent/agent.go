@@ -33,7 +33,28 @@ type Config struct {
 	TrustAnchors []*x509.Certificate
 	// Identity is the IDevID certificate chain and its private key, sent as
 	// the TLS client certificate. Its key may be a TPM-backed crypto.Signer.
+	// Identity.Leaf must be set: it is matched against vouchers and is the
+	// recipient of encrypted artifacts.
 	Identity tls.Certificate
+	// DecryptionKey opens artifacts encrypted to the IDevID: a
+	// crypto.Decrypter (RSA) or an ECDH-capable key. Nil: the identity's
+	// private key, when it can decrypt.
+	DecryptionKey any
+
+	// VoucherTrustAnchors are the manufacturer (MASA) trust anchors
+	// ownership vouchers must chain to. Empty: signed data is refused.
+	VoucherTrustAnchors []*x509.Certificate
+	// AcceptedAssertions is the local policy on voucher assertions; empty
+	// means only "verified".
+	AcceptedAssertions []string
+	// ClockUntrusted: the device's clock does not judge validity periods,
+	// and only vouchers carrying the nonce the device sent are accepted
+	// (RFC 8572 §9.1). A clock earlier than BuildTime is untrusted too.
+	ClockUntrusted bool
+	// BuildTime is when the agent was built; zero disables the check.
+	BuildTime time.Time
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 	// SerialNumber, HWModel, OSName and OSVersion describe the device.
 	SerialNumber string
 	HWModel      string
@@ -141,14 +162,38 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SSHHostKeyDir == "" {
 		cfg.SSHHostKeyDir = "/etc/ssh"
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Identity.Leaf == nil && len(cfg.Identity.Certificate) > 0 {
+		leaf, err := x509.ParseCertificate(cfg.Identity.Certificate[0])
+		if err != nil {
+			return nil, fmt.Errorf("parsing the IDevID certificate: %w", err)
+		}
+		cfg.Identity.Leaf = leaf
+	}
+	if cfg.DecryptionKey == nil {
+		cfg.DecryptionKey = cfg.Identity.PrivateKey
+	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, out: cfg.Plan}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.clockUntrusted() {
+		a.log.Warn("the clock is not trusted: validity periods are not checked and only nonce vouchers are accepted",
+			"now", cfg.Now().UTC().Format(time.RFC3339), "built", cfg.BuildTime.UTC().Format(time.RFC3339), "forced", cfg.ClockUntrusted)
 	}
 	if a.out == nil {
 		a.out = io.Discard
 	}
 	return a, nil
+}
+
+// clockUntrusted applies the clock policy: trusted unless the operator says
+// otherwise or the clock reads earlier than the agent's own build time (a
+// board without a battery that booted in 1970).
+func (a *Agent) clockUntrusted() bool {
+	return a.cfg.ClockUntrusted || (!a.cfg.BuildTime.IsZero() && a.cfg.Now().Before(a.cfg.BuildTime))
 }
 
 // Run bootstraps the device: RFC 8572 §5.2's loop over the sources until one

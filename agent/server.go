@@ -17,6 +17,7 @@ import (
 
 	"github.com/sztp-agent/sztp-agent/agent/cms"
 	"github.com/sztp-agent/sztp-agent/agent/conveyed"
+	"github.com/sztp-agent/sztp-agent/agent/ownership"
 	"github.com/sztp-agent/sztp-agent/agent/restconf"
 	"github.com/sztp-agent/sztp-agent/internal/version"
 )
@@ -187,23 +188,27 @@ func (a *Agent) processServer(ctx context.Context, t target, depth int) (Outcome
 		return 0, ErrRedirectDepth
 	}
 	a.log.Info("contacting bootstrap server", "server", t.base, "redirect_depth", depth)
-	conn, out, _, err := a.getBootstrappingData(ctx, t)
+	conn, out, nonce, err := a.getBootstrappingData(ctx, t)
 	if err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(a.out, "server %s: %s\n", t.base, trustWords(conn.trusted))
 	rep := a.newReporter(conn, out.Verbose())
 
-	info, err := a.decodeConveyed(out)
+	info, signedOK, err := a.decodeConveyed(out, nonce)
 	if err != nil {
-		// RFC 8572 §5.6 step 1: a trusted server hears about a parse failure.
+		// RFC 8572 §5.6 step 1: a trusted server hears about data it sent
+		// that could not be parsed or verified. Trust is not kept.
 		rep.terminal(ctx, "parsing-error", err.Error())
 		return 0, err
 	}
+	// trust-state (RFC 8572 §5.3): an authenticated server, or signed data
+	// that passed every check of §5.4.
+	trusted := conn.trusted || signedOK
 	switch {
 	case info.Redirect != nil:
-		return a.followRedirect(ctx, info.Redirect, conn.trusted, depth)
-	case !conn.trusted:
+		return a.followRedirect(ctx, info.Redirect, trusted, depth)
+	case !trusted:
 		return 0, ErrUntrustedOnboarding
 	default:
 		return a.onboard(ctx, conn, rep, info.Onboarding)
@@ -217,33 +222,80 @@ func trustWords(trusted bool) string {
 	return "untrusted (provisional connection: only signed data or unsigned redirect information is usable)"
 }
 
-// decodeConveyed unwraps and parses the conveyed information. Only the
-// unsigned shapes are processed by this build; signed and encrypted
-// artifacts are refused explicitly rather than misread.
-func (a *Agent) decodeConveyed(out *restconf.GetOutput) (*conveyed.Information, error) {
+// decodeConveyed unwraps, verifies (when signed) and parses the conveyed
+// information. signed reports whether it was signed data that passed every
+// RFC 8572 §5.4 check.
+func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *conveyed.Information, signed bool, err error) {
+	var content []byte
+	var contentType asn1.ObjectIdentifier
 	if out.OwnershipVoucher != nil || out.OwnerCertificate != nil {
-		return nil, fmt.Errorf("signed bootstrapping data (ownership voucher and owner certificate): %w", ErrUnsupported)
-	}
-	content, contentType, err := cms.UnsignedContent(out.ConveyedInformation)
-	if err != nil {
-		switch {
-		case contentType.Equal(cms.OIDSignedData):
-			// RFC 8572 §5.4: signed conveyed information is only valid
-			// together with a voucher and an owner certificate.
-			return nil, errors.New("conveyed information is signed, but no ownership voucher and owner certificate came with it")
-		case contentType.Equal(cms.OIDEnvelopedData), contentType.Equal(cms.OIDAuthEnvelopedData):
-			return nil, fmt.Errorf("encrypted conveyed information: %w", ErrUnsupported)
+		res, err := ownership.Verify(a.ownershipPolicy(), ownership.Artifacts{
+			ConveyedInformation: out.ConveyedInformation,
+			OwnerCertificate:    out.OwnerCertificate,
+			OwnershipVoucher:    out.OwnershipVoucher,
+			Nonce:               nonce,
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("signed data rejected: %w", err)
 		}
-		return nil, fmt.Errorf("conveyed information: %w", err)
+		for _, s := range res.Steps {
+			a.log.Info("signed data check passed", "check", s)
+			fmt.Fprintf(a.out, "  verified: %s\n", s)
+		}
+		content, contentType, signed = res.Content, res.ContentType, true
+	} else {
+		content, contentType, err = a.unsignedContent(out.ConveyedInformation)
+		if err != nil {
+			return nil, false, err
+		}
 	}
-	if isXML(contentType, content) {
-		return nil, fmt.Errorf("conveyed information in XML: %w", ErrUnsupported)
-	}
-	info, err := conveyed.ParseJSON(content)
+	info, err = conveyed.Parse(content, isXML(contentType, content))
 	if err != nil {
-		return nil, fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err)
+		return nil, false, fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err)
 	}
-	return info, nil
+	return info, signed, nil
+}
+
+// unsignedContent opens conveyed information that came without a voucher:
+// plain, or encrypted to the device (RFC 8572 §3.1).
+func (a *Agent) unsignedContent(der []byte) ([]byte, asn1.ObjectIdentifier, error) {
+	content, contentType, err := cms.UnsignedContent(der)
+	if err == nil {
+		return content, contentType, nil
+	}
+	switch {
+	case contentType.Equal(cms.OIDSignedData):
+		// RFC 8572 §5.4: signed conveyed information is only valid
+		// together with a voucher and an owner certificate.
+		return nil, nil, errors.New("conveyed information is signed, but no ownership voucher and owner certificate came with it")
+	case contentType.Equal(cms.OIDEnvelopedData), contentType.Equal(cms.OIDAuthEnvelopedData):
+		if a.cfg.DecryptionKey == nil || a.cfg.Identity.Leaf == nil {
+			return nil, nil, errors.New("conveyed information is encrypted and the device has no decryption key")
+		}
+		plain, innerType, err := cms.Decrypt(der, a.cfg.Identity.Leaf, a.cfg.DecryptionKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decrypting conveyed information: %w", err)
+		}
+		inner, err := ownership.Rewrap(plain, innerType)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decrypting conveyed information: %w", err)
+		}
+		a.log.Info("conveyed information decrypted with the device key")
+		return a.unsignedContent(inner)
+	}
+	return nil, nil, fmt.Errorf("conveyed information: %w", err)
+}
+
+func (a *Agent) ownershipPolicy() ownership.Policy {
+	return ownership.Policy{
+		VoucherTrustAnchors: a.cfg.VoucherTrustAnchors,
+		SerialNumber:        a.cfg.SerialNumber,
+		IDevID:              a.cfg.Identity.Leaf,
+		DecryptionKey:       a.cfg.DecryptionKey,
+		Assertions:          a.cfg.AcceptedAssertions,
+		ClockTrusted:        !a.clockUntrusted(),
+		Now:                 a.cfg.Now,
+	}
 }
 
 // isXML: .42 says XML, .43 says JSON, and id-data leaves it to the content

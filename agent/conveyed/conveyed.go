@@ -285,7 +285,14 @@ func optionalBinary(s *string) ([]byte, error) {
 
 // decodeBinary decodes a YANG binary leaf (RFC 7951 §6.6: base64, RFC 4648 §4).
 func decodeBinary(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	// XML documents often wrap long base64 values; whitespace is not data.
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("not valid base64: %w", err)
 	}

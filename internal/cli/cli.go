@@ -31,6 +31,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCommand(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return validateCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.Version)
 		return ExitOK
@@ -48,6 +50,7 @@ func usage(w io.Writer) {
 
 Commands:
   run       bootstrap this device (RFC 8572 Secure Zero Touch Provisioning)
+  validate  check bootstrapping artifacts offline, as a device would
   version   print the version
   help      print this help
 

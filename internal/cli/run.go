@@ -52,6 +52,8 @@ type runFlags struct {
 	scriptTimeout       time.Duration
 	sshHostKeyDir       string
 	osRelease           string
+	clockUntrusted      bool
+	acceptAssertions    listFlag
 }
 
 type listFlag []string
@@ -85,6 +87,8 @@ func newRunFlagSet(f *runFlags, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.scriptTimeout, "script-timeout", 30*time.Minute, "bound on one script or hook command")
 	fs.StringVar(&f.sshHostKeyDir, "ssh-host-key-dir", "/etc/ssh", "where ssh_host_*_key.pub are read for the bootstrap-complete report")
 	fs.StringVar(&f.osRelease, "os-release", "/etc/os-release", "os-release file for the --os-name/--os-version defaults")
+	fs.BoolVar(&f.clockUntrusted, "clock-untrusted", false, "do not judge validity periods by the clock; accept only vouchers carrying the nonce the agent sent")
+	fs.Var(&f.acceptAssertions, "accept-assertion", "voucher assertion local policy accepts (repeatable; default: verified)")
 	return fs
 }
 
@@ -210,6 +214,9 @@ func (f *runFlags) agentConfig() (agent.Config, error) {
 		ScriptTimeout:       f.scriptTimeout,
 		SSHHostKeyDir:       f.sshHostKeyDir,
 		Header:              http.Header{},
+		ClockUntrusted:      f.clockUntrusted,
+		AcceptedAssertions:  f.acceptAssertions,
+		BuildTime:           version.Built(),
 	}
 	if len(f.bootstrapURLs) == 0 {
 		return cfg, usagef("no --bootstrap-url given (discovery of bootstrap servers is not in this release)")
@@ -242,9 +249,7 @@ func (f *runFlags) agentConfig() (agent.Config, error) {
 		}
 	}
 	if f.voucherTrustAnchor != "" {
-		// Parsed now so a bad file is reported at start-up; the voucher
-		// checks that use them come with signed-data support.
-		if _, err = loadCertificates(f.voucherTrustAnchor); err != nil {
+		if cfg.VoucherTrustAnchors, err = loadCertificates(f.voucherTrustAnchor); err != nil {
 			return cfg, err
 		}
 	}

@@ -1,0 +1,6 @@
+package cli
+
+import "time"
+
+// timeNow is the clock the command line reads (a variable for tests).
+var timeNow = time.Now
