@@ -21,6 +21,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/agent/state"
+	"github.com/sztp-agent/sztp-agent/internal/logging"
 )
 
 // Config is everything the agent needs for a run.
@@ -61,9 +64,12 @@ type Config struct {
 	OSName       string
 	OSVersion    string
 
-	// StateDir holds downloads, script files, staged configuration and the
-	// result of the last run.
+	// StateDir holds the state file, the disabled marker, the lock,
+	// downloads, script files and staged configuration.
 	StateDir string
+	// RunDir receives status.json, the runtime view of a running agent;
+	// empty: none is written.
+	RunDir string
 
 	// Hook commands, each run through /bin/sh -c.
 	ImageInstallCommand string
@@ -94,6 +100,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Plan receives the dry-run plan and the step summary; nil discards it.
 	Plan io.Writer
+	// ImageProgress, if set, is told how an image download advances.
+	ImageProgress func(uri string, done, total int64)
 	// Transport, if set, is the base for every HTTP transport the agent
 	// builds (tests use it to count connections); its TLS settings are
 	// replaced per server.
@@ -111,6 +119,8 @@ const (
 	Rebooting
 	// Planned: a dry run verified everything it could and printed its plan.
 	Planned
+	// AlreadyBootstrapped: an earlier run completed; nothing was done.
+	AlreadyBootstrapped
 )
 
 func (o Outcome) String() string {
@@ -121,6 +131,8 @@ func (o Outcome) String() string {
 		return "boot-image-installed-rebooting"
 	case Planned:
 		return "dry-run-planned"
+	case AlreadyBootstrapped:
+		return "already-bootstrapped"
 	}
 	return "unknown"
 }
@@ -129,15 +141,21 @@ func (o Outcome) String() string {
 // writable, identity unusable) as opposed to failures of the sources.
 var ErrEnvironment = errors.New("environment")
 
+// ErrDisabled: SZTP is switched off on this device (the disabled marker).
+var ErrDisabled = errors.New("SZTP is disabled")
+
 // ErrNotBootstrapped is returned by a --once run in which no source led to a
 // successful bootstrap.
 var ErrNotBootstrapped = errors.New("no bootstrap source succeeded")
 
 // Agent runs the RFC 8572 device algorithm.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
-	out io.Writer
+	cfg   Config
+	log   *slog.Logger
+	out   io.Writer
+	store *state.Store
+	// step is the onboarding step under way, for the runtime status.
+	step string
 }
 
 // New checks cfg and returns an agent.
@@ -175,7 +193,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DecryptionKey == nil {
 		cfg.DecryptionKey = cfg.Identity.PrivateKey
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, out: cfg.Plan}
+	a := &Agent{cfg: cfg, log: cfg.Logger, out: cfg.Plan, store: &state.Store{Dir: cfg.StateDir, Now: cfg.Now}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -198,35 +216,105 @@ func (a *Agent) clockUntrusted() bool {
 
 // Run bootstraps the device: RFC 8572 §5.2's loop over the sources until one
 // of them leads to a successful onboarding (or, with Once or DryRun, one pass).
+// A dry run neither reads nor changes the bootstrap state.
 func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 	if err := a.prepareStateDir(); err != nil {
 		return 0, err
 	}
+	lock, err := state.Acquire(a.cfg.StateDir)
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %w", ErrEnvironment, err)
+	}
+	defer lock.Release()
+	if !a.cfg.DryRun {
+		if outcome, done, err := a.begin(); done || err != nil {
+			return outcome, err
+		}
+	}
 	once := a.cfg.Once || a.cfg.DryRun
 	for pass := 1; ; pass++ {
 		a.log.Info("starting pass over bootstrap sources", "pass", pass, "sources", len(a.cfg.BootstrapURLs))
+		if err := a.update(func(st *state.State) { st.Passes++ }); err != nil {
+			return 0, err
+		}
 		outcome, err := a.pass(ctx)
 		if err == nil {
-			a.saveResult(outcome, nil)
 			return outcome, nil
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
+		final := once || errors.Is(err, ErrEnvironment)
+		if uerr := a.update(func(st *state.State) {
+			st.LastError = err.Error()
+			if final {
+				st.Phase = state.PhaseFailed
+			}
+		}); uerr != nil {
+			return 0, uerr
+		}
 		if errors.Is(err, ErrEnvironment) {
-			a.saveResult(0, err)
 			return 0, err
 		}
-		a.saveResult(0, err)
 		if once {
 			return 0, fmt.Errorf("%w: %w", ErrNotBootstrapped, err)
 		}
 		delay := a.cfg.Retry.Delay(pass, retryAfter(err))
-		a.log.Warn("no bootstrap source succeeded; retrying", "pass", pass, "error", err, "retry_in", delay.Round(time.Millisecond))
+		a.log.Warn("no bootstrap source succeeded; retrying", logging.MessageIDAttribute, logging.MsgBootstrapFailed, "pass", pass, "error", err, "retry_in", delay.Round(time.Millisecond))
 		if err := a.cfg.Retry.sleep(ctx, delay); err != nil {
 			return 0, err
 		}
 	}
+}
+
+// begin checks the SZTP flag (RFC 8572 §5.2 step 1) and the state of an
+// earlier bootstrap. done: the run ends here with outcome or err.
+func (a *Agent) begin() (outcome Outcome, done bool, err error) {
+	disabled, err := a.store.DisabledBy()
+	if err != nil {
+		return 0, true, fmt.Errorf("%w: %w", ErrEnvironment, err)
+	}
+	if disabled != nil {
+		return 0, true, fmt.Errorf("%w: %s", ErrDisabled, disabled.Reason)
+	}
+	st, err := a.store.Load()
+	if err != nil {
+		return 0, true, fmt.Errorf("%w: %w", ErrEnvironment, err)
+	}
+	if st.Phase == state.PhaseComplete {
+		a.log.Info("bootstrap already complete; `sztp-agent reset` starts over", "completed", st.Completed)
+		fmt.Fprintf(a.out, "already bootstrapped (bootstrap-complete on %s); run `sztp-agent reset` to bootstrap again\n", st.Completed.Format(time.RFC3339))
+		return AlreadyBootstrapped, true, nil
+	}
+	if st.Onboarding != nil {
+		a.log.Info("resuming an earlier bootstrap", "runs", st.Runs, "phase", st.Phase)
+	}
+	err = a.update(func(st *state.State) {
+		st.Runs++
+		st.Phase = state.PhaseInProgress
+		if st.Started.IsZero() {
+			st.Started = a.cfg.Now().UTC()
+		}
+	})
+	return 0, err != nil, err
+}
+
+// update changes the persistent state (not in a dry run) and refreshes the
+// runtime status. Failing to record progress is an environment error: going
+// on could install an image or apply configuration twice.
+func (a *Agent) update(change func(*state.State)) error {
+	if a.cfg.DryRun {
+		return nil
+	}
+	st, err := a.store.Update(change)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrEnvironment, err)
+	}
+	a.writeRuntimeStatus(st)
+	return nil
 }
 
 // pass tries every well-known bootstrap server once, in order.

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent/conveyed"
+	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/image"
 	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
+	"github.com/sztp-agent/sztp-agent/internal/logging"
 	"github.com/sztp-agent/sztp-agent/scripts"
 )
 
@@ -32,8 +35,27 @@ func (e *StepError) Unwrap() error { return e.Err }
 // image, pre-configuration script, configuration, post-configuration script.
 // The first failing step stops it: nothing after it is installed, run or
 // applied, and the step's *-error report is sent.
-func (a *Agent) onboard(ctx context.Context, conn *connection, rep *reporter, o *conveyed.Onboarding) (Outcome, error) {
+func (a *Agent) onboard(ctx context.Context, t target, conn *connection, rep *reporter, o *conveyed.Onboarding, digest string) (Outcome, error) {
 	fmt.Fprintln(a.out, "onboarding information:")
+	a.log.Info("onboarding information accepted", logging.MessageIDAttribute, logging.MsgOnboarding, "server", t.base, "steps", summarize(o))
+	var done *state.Onboarding
+	if !a.cfg.DryRun {
+		st, err := a.store.Load()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrEnvironment, err)
+		}
+		// Progress recorded for this very document is kept; another
+		// document starts from the first step.
+		if st.Onboarding != nil && st.Onboarding.Digest == digest {
+			done = st.Onboarding
+			fmt.Fprintf(a.out, "  resuming: steps done in an earlier run are not repeated\n")
+		} else {
+			done = &state.Onboarding{Digest: digest, Steps: map[string]time.Time{}}
+		}
+		if err := a.update(func(st *state.State) { st.Onboarding, st.Server = done, t.base }); err != nil {
+			return 0, err
+		}
+	}
 	if err := rep.required(ctx, "bootstrap-initiated", ""); err != nil {
 		rep.terminal(ctx, "bootstrap-error", err.Error())
 		return 0, err
@@ -41,7 +63,7 @@ func (a *Agent) onboard(ctx context.Context, conn *connection, rep *reporter, o 
 	rep.progress(ctx, "parsing-initiated", "")
 	rep.progress(ctx, "parsing-complete", summarize(o))
 
-	run := &onboarding{Agent: a, conn: conn, rep: rep, info: o}
+	run := &onboarding{Agent: a, conn: conn, rep: rep, info: o, done: done}
 	outcome, err := run.steps(ctx)
 	if err != nil {
 		var se *StepError
@@ -62,6 +84,8 @@ type onboarding struct {
 	conn *connection
 	rep  *reporter
 	info *conveyed.Onboarding
+	// done is this document's recorded progress (nil in a dry run).
+	done *state.Onboarding
 	// afterReboot: a dry run whose image step would reboot describes the
 	// remaining steps as what the next run does.
 	afterReboot bool
@@ -95,8 +119,36 @@ func (r *onboarding) steps(ctx context.Context) (Outcome, error) {
 		r.rep.terminal(ctx, "bootstrap-error", err.Error())
 		return 0, err
 	}
+	if err := r.update(func(st *state.State) {
+		st.Phase, st.Completed, st.LastError = state.PhaseComplete, r.cfg.Now().UTC(), ""
+	}); err != nil {
+		return 0, err
+	}
+	r.log.Info("bootstrap complete", logging.MessageIDAttribute, logging.MsgBootstrapped)
 	fmt.Fprintln(r.out, "bootstrap complete")
 	return Bootstrapped, nil
+}
+
+// markDone records a finished step before it is reported, so a restart
+// after this point never repeats it.
+func (r *onboarding) markDone(step string) error {
+	if r.done == nil {
+		return nil
+	}
+	if r.done.Steps == nil {
+		r.done.Steps = map[string]time.Time{}
+	}
+	r.done.Steps[step] = r.cfg.Now().UTC()
+	return r.update(func(st *state.State) { st.Onboarding = r.done })
+}
+
+// alreadyDone says (and prints) whether an earlier run finished step.
+func (r *onboarding) alreadyDone(step string) bool {
+	if !r.done.Done(step) {
+		return false
+	}
+	fmt.Fprintf(r.out, "  %s: done in an earlier run (%s), not repeated\n", step, r.done.Steps[step].Format(time.RFC3339))
+	return true
 }
 
 func (r *onboarding) prefix() string {
@@ -117,6 +169,7 @@ func (r *onboarding) bootImage(ctx context.Context) (bool, error) {
 	fail := func(err error) (bool, error) {
 		return false, &StepError{Step: "boot image", ProgressType: "boot-image-error", Err: err}
 	}
+	r.step = "boot-image"
 	r.rep.progress(ctx, "boot-image-initiated", "")
 	if bi.OSName == "" && bi.OSVersion == "" {
 		// The RFC gives no rule for an image without criteria; installing it
@@ -136,6 +189,17 @@ func (r *onboarding) bootImage(ctx context.Context) (bool, error) {
 	mismatch := fmt.Sprintf("running %s %s, onboarding information requires %s %s", r.cfg.OSName, r.cfg.OSVersion, bi.OSName, bi.OSVersion)
 	r.rep.progress(ctx, "boot-image-mismatch", mismatch)
 	fmt.Fprintf(r.out, "  boot image: %s\n", mismatch)
+	if img := r.installedImage(bi); img != nil {
+		// An earlier run installed this image. Either its reboot never
+		// happened (resume it), or it happened and the device still runs
+		// the old image: installing again would loop forever.
+		if img.RebootIssued {
+			return fail(fmt.Errorf("%s %s was installed on %s and the device rebooted, but it still runs %s %s: the install did not take effect (run `sztp-agent reset` to try again)",
+				bi.OSName, bi.OSVersion, img.Installed.Format(time.RFC3339), r.cfg.OSName, r.cfg.OSVersion))
+		}
+		fmt.Fprintf(r.out, "    installed in an earlier run (%s); rebooting into it\n", img.Installed.Format(time.RFC3339))
+		return r.reboot(ctx, bi, img.SHA256)
+	}
 	// Check the hooks before downloading: a step that cannot finish must
 	// fail before it changes anything.
 	if r.cfg.ImageInstallCommand == "" {
@@ -172,16 +236,64 @@ func (r *onboarding) bootImage(ctx context.Context) (bool, error) {
 		return fail(fmt.Errorf("image install command failed (%s): %s", result.Reason, oneLine(result.Output)))
 	}
 	fmt.Fprintf(r.out, "    installed with: %s\n", r.cfg.ImageInstallCommand)
+	sum := fmt.Sprintf("%x", res.Digests["sha-256"])
+	if r.done != nil {
+		r.done.Image = &state.InstalledImage{OSName: bi.OSName, OSVersion: bi.OSVersion, SHA256: sum, Installed: r.cfg.Now().UTC()}
+		if err := r.update(func(st *state.State) { st.Onboarding = r.done }); err != nil {
+			return false, err
+		}
+	}
+	return r.reboot(ctx, bi, sum)
+}
+
+// installedImage returns the record of bi installed by an earlier run.
+func (r *onboarding) installedImage(bi *conveyed.BootImage) *state.InstalledImage {
+	if r.done == nil || r.done.Image == nil {
+		return nil
+	}
+	img := r.done.Image
+	if img.OSName != bi.OSName || img.OSVersion != bi.OSVersion {
+		return nil
+	}
+	return img
+}
+
+// reboot reports boot-image-installed-rebooting and runs the reboot command.
+// The reboot is recorded before the command runs: a reboot command that
+// takes the machine down never returns to record it.
+func (r *onboarding) reboot(ctx context.Context, bi *conveyed.BootImage, sum string) (bool, error) {
 	r.rep.terminal(ctx, "boot-image-installed-rebooting", fmt.Sprintf("installed %s %s", bi.OSName, bi.OSVersion))
-	result, err = r.runner(nil).Command(ctx, r.cfg.RebootCommand, env)
+	setIssued := func(issued bool) error {
+		if r.done == nil || r.done.Image == nil {
+			return nil
+		}
+		r.done.Image.RebootIssued = issued
+		return r.update(func(st *state.State) {
+			st.Onboarding = r.done
+			if issued {
+				st.Phase = state.PhaseRebooting
+			} else {
+				st.Phase = state.PhaseInProgress
+			}
+		})
+	}
+	if err := setIssued(true); err != nil {
+		return false, err
+	}
+	env := []string{"SZTP_OS_NAME=" + bi.OSName, "SZTP_OS_VERSION=" + bi.OSVersion, "SZTP_IMAGE_SHA256=" + sum}
+	result, err := r.runner(nil).Command(ctx, r.cfg.RebootCommand, env)
+	if err == nil && result.Outcome == scripts.Failure {
+		err = fmt.Errorf("reboot command failed (%s): %s", result.Reason, oneLine(result.Output))
+	}
 	if err != nil {
+		// No reboot happened: the next pass reboots again instead of
+		// concluding that the image did not take effect.
+		if uerr := setIssued(false); uerr != nil {
+			return false, uerr
+		}
 		return false, fmt.Errorf("running reboot command: %w", err)
 	}
-	if result.Outcome == scripts.Failure {
-		// boot-image-installed-rebooting was already sent; the device
-		// keeps running the old image and the next pass starts over.
-		return false, fmt.Errorf("reboot command failed (%s): %s", result.Reason, oneLine(result.Output))
-	}
+	r.log.Info("boot image installed; reboot command ran", logging.MessageIDAttribute, logging.MsgRebooting, "os_name", bi.OSName, "os_version", bi.OSVersion)
 	fmt.Fprintf(r.out, "    reboot command ran: %s\n", r.cfg.RebootCommand)
 	return true, nil
 }
@@ -225,6 +337,7 @@ func (r *onboarding) fetcher() *image.Fetcher {
 		Client:         client(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{r.cfg.Identity}}),
 		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{r.cfg.Identity}}),
 		Logger:         r.log,
+		Progress:       r.cfg.ImageProgress,
 	}
 }
 
@@ -248,6 +361,10 @@ func (r *onboarding) script(ctx context.Context, leaf, progress string, body []b
 	fail := func(err error) error {
 		return &StepError{Step: leaf, ProgressType: progress + "-error", Err: err}
 	}
+	if r.alreadyDone(leaf) {
+		return nil
+	}
+	r.step = leaf
 	r.rep.progress(ctx, progress+"-initiated", "")
 	if r.cfg.DryRun {
 		fmt.Fprintf(r.out, "%swould run %s: %d bytes, sha-256 %x, first line %q\n",
@@ -267,6 +384,9 @@ func (r *onboarding) script(ctx context.Context, leaf, progress string, body []b
 	default:
 		fmt.Fprintf(r.out, "  %s: ran successfully\n", leaf)
 	}
+	if err := r.markDone(leaf); err != nil {
+		return err
+	}
 	r.rep.progress(ctx, progress+"-complete", res.Output)
 	return nil
 }
@@ -282,9 +402,13 @@ func (r *onboarding) configuration(ctx context.Context) error {
 	fail := func(err error) error {
 		return &StepError{Step: "configuration", ProgressType: "config-error", Err: err}
 	}
+	if r.alreadyDone("configuration") {
+		return nil
+	}
 	if r.cfg.ConfigApplyCommand == "" {
 		return fail(errors.New("no configuration apply command configured (--config-apply-command)"))
 	}
+	r.step = "configuration"
 	r.rep.progress(ctx, "config-initiated", "")
 	path := filepath.Join(r.configDir(), "configuration")
 	if r.cfg.DryRun {
@@ -307,6 +431,9 @@ func (r *onboarding) configuration(ctx context.Context) error {
 		r.rep.progress(ctx, "config-warning", strings.Join(res.Warnings, "\n"))
 	}
 	fmt.Fprintf(r.out, "  configuration: %s committed (%d bytes)\n", r.info.ConfigurationHandling, len(r.info.Configuration))
+	if err := r.markDone("configuration"); err != nil {
+		return err
+	}
 	r.rep.progress(ctx, "config-complete", "")
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/lab"
 )
 
@@ -480,5 +481,104 @@ func TestRedirectLoopIsCapped(t *testing.T) {
 	}
 	if n := len(s.Requests()); n != 11 {
 		t.Errorf("%d requests, want 11 (the first plus 10 redirects)", n)
+	}
+}
+
+// TestResumeAfterReboot: the pass that installs the image ends with the
+// reboot; the next start, running the new image, carries on with the
+// scripts and configuration and never downloads or installs again.
+func TestResumeAfterReboot(t *testing.T) {
+	d := newDevice(t)
+	s := d.startServer("lab-1", fullOnboarding(d, testImage()), nil)
+	if outcome, err := d.run(s.URL()); err != nil || outcome != agent.Rebooting {
+		t.Fatalf("first run: outcome %v, error %v", outcome, err)
+	}
+	d.cfg.OSVersion = "2.0" // what the device runs after the reboot
+	if outcome, err := d.run(s.URL()); err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("second run: outcome %v, error %v", outcome, err)
+	}
+	if got, want := d.order(), []string{"install", "reboot", "pre", "config:merge", "post"}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want %v", got, want)
+	}
+	if n := s.ImageRequests(); n != 1 {
+		t.Errorf("image downloaded %d times", n)
+	}
+	// A completed bootstrap never runs again until reset.
+	before := len(s.Requests())
+	if outcome, err := d.run(s.URL()); err != nil || outcome != agent.AlreadyBootstrapped {
+		t.Fatalf("third run: outcome %v, error %v", outcome, err)
+	}
+	if len(s.Requests()) != before {
+		t.Error("a completed device contacted the server again")
+	}
+}
+
+// TestInstallThatDidNotTakeEffectDoesNotLoop: after the reboot the device
+// still runs the old image; installing again would reboot forever.
+func TestInstallThatDidNotTakeEffectDoesNotLoop(t *testing.T) {
+	d := newDevice(t)
+	s := d.startServer("lab-1", fullOnboarding(d, testImage()), nil)
+	if _, err := d.run(s.URL()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.run(s.URL())
+	if err == nil || !strings.Contains(err.Error(), "did not take effect") {
+		t.Fatalf("error %v", err)
+	}
+	if got := d.order(); !slices.Equal(got, []string{"install", "reboot"}) {
+		t.Errorf("ran %v, want one install and one reboot", got)
+	}
+	if types := progressTypes(s); types[len(types)-1] != "boot-image-error" {
+		t.Errorf("reports %v", types)
+	}
+}
+
+// TestRebootCommandFailureRetriesReboot: the reboot never happened, so the
+// next run reboots again without reinstalling.
+func TestRebootCommandFailureRetriesReboot(t *testing.T) {
+	d := newDevice(t)
+	reboot := d.cfg.RebootCommand
+	d.cfg.RebootCommand = "echo 'reboot: permission denied' >&2; exit 1"
+	s := d.startServer("lab-1", fullOnboarding(d, testImage()), nil)
+	if _, err := d.run(s.URL()); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("error %v", err)
+	}
+	d.cfg.RebootCommand = reboot
+	if outcome, err := d.run(s.URL()); err != nil || outcome != agent.Rebooting {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if got := d.order(); !slices.Equal(got, []string{"install", "reboot"}) {
+		t.Errorf("ran %v, want one install and one reboot", got)
+	}
+}
+
+func TestDisabledAgentDoesNothing(t *testing.T) {
+	d := newDevice(t)
+	s := d.startServer("lab-1", fullOnboarding(d, nil), nil)
+	store := &state.Store{Dir: d.cfg.StateDir}
+	if err := store.Disable("configured by hand"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.run(s.URL())
+	if !errors.Is(err, agent.ErrDisabled) || !strings.Contains(err.Error(), "configured by hand") {
+		t.Fatalf("error %v", err)
+	}
+	if len(s.Requests()) != 0 {
+		t.Error("a disabled agent contacted the server")
+	}
+}
+
+func TestSecondAgentIsLockedOut(t *testing.T) {
+	d := newDevice(t)
+	lock, err := state.Acquire(d.cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	s := d.startServer("lab-1", fullOnboarding(d, nil), nil)
+	_, err = d.run(s.URL())
+	var le *state.LockedError
+	if !errors.As(err, &le) || le.PID != os.Getpid() {
+		t.Fatalf("error %v, want the lock held by pid %d", err, os.Getpid())
 	}
 }

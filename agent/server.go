@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/sztp-agent/sztp-agent/agent/conveyed"
 	"github.com/sztp-agent/sztp-agent/agent/ownership"
 	"github.com/sztp-agent/sztp-agent/agent/restconf"
+	"github.com/sztp-agent/sztp-agent/internal/logging"
 	"github.com/sztp-agent/sztp-agent/internal/version"
 )
 
@@ -193,9 +196,10 @@ func (a *Agent) processServer(ctx context.Context, t target, depth int) (Outcome
 		return 0, err
 	}
 	fmt.Fprintf(a.out, "server %s: %s\n", t.base, trustWords(conn.trusted))
+	a.log.Info("bootstrap server answered", logging.MessageIDAttribute, logging.MsgServerContacted, "server", t.base, "trusted", conn.trusted)
 	rep := a.newReporter(conn, out.Verbose())
 
-	info, signedOK, err := a.decodeConveyed(out, nonce)
+	info, digest, signedOK, err := a.decodeConveyed(out, nonce)
 	if err != nil {
 		// RFC 8572 §5.6 step 1: a trusted server hears about data it sent
 		// that could not be parsed or verified. Trust is not kept.
@@ -211,7 +215,7 @@ func (a *Agent) processServer(ctx context.Context, t target, depth int) (Outcome
 	case !trusted:
 		return 0, ErrUntrustedOnboarding
 	default:
-		return a.onboard(ctx, conn, rep, info.Onboarding)
+		return a.onboard(ctx, t, conn, rep, info.Onboarding, digest)
 	}
 }
 
@@ -225,7 +229,9 @@ func trustWords(trusted bool) string {
 // decodeConveyed unwraps, verifies (when signed) and parses the conveyed
 // information. signed reports whether it was signed data that passed every
 // RFC 8572 §5.4 check.
-func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *conveyed.Information, signed bool, err error) {
+// digest identifies the document (sha-256 of the conveyed content) so a
+// restarted agent knows which steps of it are done.
+func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *conveyed.Information, digest string, signed bool, err error) {
 	var content []byte
 	var contentType asn1.ObjectIdentifier
 	if out.OwnershipVoucher != nil || out.OwnerCertificate != nil {
@@ -236,7 +242,7 @@ func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *con
 			Nonce:               nonce,
 		})
 		if err != nil {
-			return nil, false, fmt.Errorf("signed data rejected: %w", err)
+			return nil, "", false, fmt.Errorf("signed data rejected: %w", err)
 		}
 		for _, s := range res.Steps {
 			a.log.Info("signed data check passed", "check", s)
@@ -246,14 +252,15 @@ func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *con
 	} else {
 		content, contentType, err = a.unsignedContent(out.ConveyedInformation)
 		if err != nil {
-			return nil, false, err
+			return nil, "", false, err
 		}
 	}
 	info, err = conveyed.Parse(content, isXML(contentType, content))
 	if err != nil {
-		return nil, false, fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err)
+		return nil, "", false, fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err)
 	}
-	return info, signed, nil
+	sum := sha256.Sum256(content)
+	return info, hex.EncodeToString(sum[:]), signed, nil
 }
 
 // unsignedContent opens conveyed information that came without a voucher:

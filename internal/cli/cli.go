@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/internal/version"
 )
 
@@ -19,6 +21,9 @@ const (
 	ExitFailed      = 1   // no source bootstrapped the device (--once / --dry-run), or a step failed
 	ExitUsage       = 2   // bad flags, config file or arguments
 	ExitEnvironment = 3   // the device itself is not usable: identity, trust anchors, state directory
+	ExitDisabled    = 4   // SZTP is disabled on this device (sztp-agent enable turns it back on)
+	ExitBusy        = 5   // another sztp-agent holds the state directory's lock
+	ExitTimeout     = 6   // status --wait: the bootstrap did not finish in time
 	ExitInterrupted = 130 // stopped by SIGINT/SIGTERM before finishing
 )
 
@@ -33,6 +38,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCommand(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCommand(args[1:], stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args[1:], stdout, stderr)
+	case "enable", "disable", "reset":
+		return flagCommand(args[0], args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.Version)
 		return ExitOK
@@ -51,6 +60,10 @@ func usage(w io.Writer) {
 Commands:
   run       bootstrap this device (RFC 8572 Secure Zero Touch Provisioning)
   validate  check bootstrapping artifacts offline, as a device would
+  status    show the bootstrap state (--json, --code, --wait --timeout)
+  enable    turn SZTP on (remove the disabled marker)
+  disable   turn SZTP off (--reason TEXT); the service then does not start
+  reset     erase the bootstrap state so the next run starts over
   version   print the version
   help      print this help
 
@@ -58,7 +71,8 @@ Run "sztp-agent run -h" for the flags of run.
 
 Exit codes: 0 bootstrapped / rebooting into the new image / dry-run plan verified,
 1 bootstrap failed, 2 usage error, 3 environment error (identity, trust anchors,
-state directory), 130 interrupted.
+state directory), 4 SZTP disabled, 5 another agent is running, 6 status --wait
+timed out, 130 interrupted.
 `)
 }
 
@@ -84,6 +98,10 @@ func exitCode(ctx context.Context, err error, environment error) int {
 		return ExitOK
 	case errors.Is(err, errUsage):
 		return ExitUsage
+	case errors.Is(err, agent.ErrDisabled):
+		return ExitDisabled
+	case errors.Is(err, state.ErrLocked):
+		return ExitBusy
 	case errors.Is(err, environment):
 		return ExitEnvironment
 	case ctx.Err() != nil:

@@ -53,7 +53,7 @@ func labArgs(t *testing.T, def *lab.Definition) (*lab.Server, []string) {
 	os.WriteFile(emptyConfig, nil, 0o600)
 	return s, []string{"run", "--once", "--bootstrap-url", s.URL(), "--trust-anchor", pki.TrustAnchorFile,
 		"--idevid-cert", pki.IDevIDCertFile, "--idevid-key", pki.IDevIDKeyFile,
-		"--os-name", "LabOS", "--os-version", "1.0", "--state-dir", t.TempDir(),
+		"--os-name", "LabOS", "--os-version", "1.0", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
 		"--config-apply-command", "true", "--log-level", "error", "--config", emptyConfig}
 }
 

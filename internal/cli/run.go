@@ -20,11 +20,16 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/internal/logging"
 	"github.com/sztp-agent/sztp-agent/internal/version"
 )
 
-// DefaultConfigFile is read when it exists and --config is not given.
-const DefaultConfigFile = "/etc/sztp-agent/config.yaml"
+// Defaults of the file locations.
+const (
+	DefaultConfigFile = "/etc/sztp-agent/config.yaml" // read when it exists and --config is not given
+	DefaultStateDir   = "/var/lib/sztp-agent"
+	DefaultRunDir     = "/run/sztp-agent"
+)
 
 // runFlags holds the values of `sztp-agent run`. Every flag can also be set
 // by the key of the same name in the config file; flags win.
@@ -40,6 +45,7 @@ type runFlags struct {
 	osName              string
 	osVersion           string
 	stateDir            string
+	runDir              string
 	imageInstallCommand string
 	configApplyCommand  string
 	rebootCommand       string
@@ -74,7 +80,8 @@ func newRunFlagSet(f *runFlags, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.hwModel, "hw-model", "", "hardware model sent to trusted bootstrap servers")
 	fs.StringVar(&f.osName, "os-name", "", "name of the running OS (default: NAME in /etc/os-release)")
 	fs.StringVar(&f.osVersion, "os-version", "", "version of the running OS (default: VERSION_ID in /etc/os-release)")
-	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/sztp-agent", "directory for state, downloads and logs")
+	fs.StringVar(&f.stateDir, "state-dir", DefaultStateDir, "directory for state, downloads and logs")
+	fs.StringVar(&f.runDir, "run-dir", DefaultRunDir, "directory for the runtime status (status.json)")
 	fs.StringVar(&f.imageInstallCommand, "image-install-command", "", "command run after a boot image is downloaded and verified (env SZTP_IMAGE_PATH, SZTP_OS_NAME, SZTP_OS_VERSION)")
 	fs.StringVar(&f.configApplyCommand, "config-apply-command", "", "command that commits configuration (env SZTP_CONFIG_PATH, SZTP_CONFIG_HANDLING=merge|replace)")
 	fs.StringVar(&f.rebootCommand, "reboot-command", "", "command run after boot-image-installed-rebooting has been reported")
@@ -109,9 +116,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		errorLine(stderr, err)
 		return ExitUsage
 	}
-	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
-	if err != nil {
-		errorLine(stderr, err)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		errorLine(stderr, usagef("--log-level %q: want debug, info, warn or error", f.logLevel))
+		return ExitUsage
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		errorLine(stderr, usagef("--log-format %q: want text or json", f.logFormat))
 		return ExitUsage
 	}
 	cfg, err := f.agentConfig()
@@ -119,18 +130,40 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		errorLine(stderr, err)
 		return exitCode(ctx, err, agent.ErrEnvironment)
 	}
+	logOpts := logging.Options{Level: level, Format: f.logFormat, Stderr: stderr,
+		Journal: os.Getenv("JOURNAL_STREAM") != "" && f.logFormat == "text"}
+	if !f.dryRun {
+		logOpts.StateDir = f.stateDir // a dry run keeps nothing but its downloads
+		cfg.RunDir = f.runDir
+	}
+	logger, closeLog, err := logging.New(logOpts)
+	if err != nil {
+		errorLine(stderr, fmt.Errorf("%w: %w", agent.ErrEnvironment, err))
+		return ExitEnvironment
+	}
+	defer closeLog()
 	cfg.Logger = logger
 	cfg.Plan = stdout
+	if isTerminal(stderr) {
+		cfg.ImageProgress = progressBar(stderr)
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		errorLine(stderr, usageError{err})
 		return ExitUsage
 	}
-	logger.Info("sztp-agent starting", "version", version.Version, "serial_number", cfg.SerialNumber, "dry_run", cfg.DryRun)
+	logger.Info("sztp-agent starting", logging.MessageIDAttribute, logging.MsgStarted, "version", version.Version, "serial_number", cfg.SerialNumber, "dry_run", cfg.DryRun)
 	outcome, err := a.Run(ctx)
 	if err != nil {
+		code := exitCode(ctx, err, agent.ErrEnvironment)
+		// Debug: the error line below already says it on the console and
+		// in the journal; the run log keeps it with the exit code.
+		logger.Debug("sztp-agent stopped", logging.MessageIDAttribute, logging.MsgBootstrapFailed, "error", err, "exit_code", code)
 		errorLine(stderr, err)
-		return exitCode(ctx, err, agent.ErrEnvironment)
+		if code == ExitFailed && !f.dryRun {
+			failureSummary(err, f.stateDir)
+		}
+		return code
 	}
 	logger.Info("sztp-agent finished", "outcome", outcome.String())
 	return ExitOK
@@ -179,21 +212,6 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		}
 	}
 	return nil
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, usagef("--log-format %q: want text or json", format)
 }
 
 // agentConfig reads the files the flags name and builds the agent's config.
