@@ -54,6 +54,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return ExitUsage
 }
 
+// Command names one subcommand and says what it does, for the help text and
+// the generated manual page.
+type Command struct{ Name, Summary string }
+
+// Commands lists the subcommands in the order the manual presents them;
+// `sztp-agent NAME -h` prints each one's flags.
+var Commands = []Command{
+	{"run", "bootstrap this device (RFC 8572 Secure Zero Touch Provisioning)"},
+	{"validate", "check bootstrapping artifacts offline, as a device would"},
+	{"status", "show the bootstrap state (--json, --code, --wait --timeout)"},
+	{"enable", "turn SZTP on (remove the disabled marker)"},
+	{"disable", "turn SZTP off (--reason TEXT); the service then does not start"},
+	{"reset", "erase the bootstrap state so the next run starts over"},
+	{"version", "print the version"},
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: sztp-agent <command> [flags]
 
