@@ -29,7 +29,11 @@ import (
 // Config is everything the agent needs for a run.
 type Config struct {
 	// BootstrapURLs are well-known bootstrap servers, "https://host[:port]".
+	// When Sources is empty they are the only source.
 	BootstrapURLs []string
+	// Sources are tried in order each pass. Empty: the well-known servers
+	// of BootstrapURLs, authenticated by TrustAnchors.
+	Sources []Source
 	// TrustAnchors authenticate well-known bootstrap servers. Empty: every
 	// well-known server is untrusted (provisional connections only). They
 	// also authenticate https image servers, with the system roots.
@@ -160,8 +164,11 @@ type Agent struct {
 
 // New checks cfg and returns an agent.
 func New(cfg Config) (*Agent, error) {
-	if len(cfg.BootstrapURLs) == 0 {
-		return nil, errors.New("no bootstrap server configured (discovery arrives in a later release: give --bootstrap-url)")
+	if len(cfg.Sources) == 0 && len(cfg.BootstrapURLs) > 0 {
+		cfg.Sources = []Source{WellKnownServers{URLs: cfg.BootstrapURLs, Anchors: cfg.TrustAnchors}}
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("no bootstrap source configured (give --bootstrap-url, or discovery sources)")
 	}
 	for _, u := range cfg.BootstrapURLs {
 		if _, err := ParseBootstrapURL(u); err != nil {
@@ -236,7 +243,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 	}
 	once := a.cfg.Once || a.cfg.DryRun
 	for pass := 1; ; pass++ {
-		a.log.Info("starting pass over bootstrap sources", "pass", pass, "sources", len(a.cfg.BootstrapURLs))
+		a.log.Info("starting pass over bootstrap sources", "pass", pass, "sources", len(a.cfg.Sources))
 		if err := a.update(func(st *state.State) { st.Passes++ }); err != nil {
 			return 0, err
 		}
@@ -320,21 +327,64 @@ func (a *Agent) update(change func(*state.State)) error {
 // pass tries every well-known bootstrap server once, in order.
 func (a *Agent) pass(ctx context.Context) (Outcome, error) {
 	var errs []error
-	for _, u := range a.cfg.BootstrapURLs {
-		target, err := ParseBootstrapURL(u)
+	for _, src := range a.cfg.Sources {
+		leads, err := src.Find(ctx)
 		if err != nil {
-			return 0, err // checked in New; kept for safety
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			a.log.Warn("bootstrap source found nothing usable", "source", src.Name(), "error", err)
+			errs = append(errs, fmt.Errorf("%s: %w", src.Name(), err))
+			continue
 		}
-		target.anchors = a.cfg.TrustAnchors
-		outcome, err := a.processServer(ctx, target, 0)
+		if len(leads) == 0 {
+			a.log.Info("bootstrap source found nothing", "source", src.Name())
+			errs = append(errs, fmt.Errorf("%s: nothing found", src.Name()))
+			continue
+		}
+		for _, lead := range leads {
+			outcome, err := a.followLead(ctx, lead)
+			if err == nil {
+				return outcome, nil
+			}
+			if errors.Is(err, ErrEnvironment) || ctx.Err() != nil {
+				return 0, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	return 0, joinErrors(errs)
+}
+
+// followLead processes one lead: its servers in order, or its local data.
+func (a *Agent) followLead(ctx context.Context, lead Lead) (Outcome, error) {
+	if lead.Data != nil {
+		a.log.Info("processing bootstrapping data found locally", "origin", lead.Origin)
+		fmt.Fprintf(a.out, "%s: bootstrapping data found (untrusted source)\n", lead.Origin)
+		t := target{base: lead.Origin, imageBase: lead.ImageBase}
+		outcome, err := a.processOutput(ctx, t, &connection{}, lead.Data, nil, 0)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", lead.Origin, err)
+		}
+		return outcome, nil
+	}
+	var errs []error
+	for _, s := range lead.Servers {
+		t, err := ParseBootstrapURL(s.URL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", lead.Origin, err))
+			continue
+		}
+		t.anchors = s.Anchors
+		outcome, err := a.processServer(ctx, t, 0)
 		if err == nil {
 			return outcome, nil
 		}
 		if errors.Is(err, ErrEnvironment) || ctx.Err() != nil {
 			return 0, err
 		}
-		a.log.Warn("bootstrap server did not bootstrap the device", "server", target.base, "error", err)
-		errs = append(errs, fmt.Errorf("%s: %w", target.base, err))
+		a.log.Warn("bootstrap server did not bootstrap the device", "server", t.base, "origin", lead.Origin, "error", err)
+		errs = append(errs, fmt.Errorf("%s: %w", t.base, err))
 	}
 	return 0, joinErrors(errs)
 }

@@ -27,7 +27,7 @@ func (a *Agent) newReporter(conn *connection, verbose bool) *reporter {
 	r := &reporter{verbose: verbose, log: a.log, timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	}}
-	if conn.trusted && !a.cfg.DryRun {
+	if conn.trusted && conn.client != nil && !a.cfg.DryRun {
 		r.client = conn.client
 	}
 	return r

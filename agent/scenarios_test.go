@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/agent/ownership"
 	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/lab"
 )
@@ -580,5 +581,162 @@ func TestSecondAgentIsLockedOut(t *testing.T) {
 	var le *state.LockedError
 	if !errors.As(err, &le) || le.PID != os.Getpid() {
 		t.Fatalf("error %v, want the lock held by pid %d", err, os.Getpid())
+	}
+}
+
+// signedOnboarding is fullOnboarding signed by the owner, with a voucher.
+func signedOnboarding(d *device, sign lab.Signing) *lab.Definition {
+	def := fullOnboarding(d, nil)
+	def.Signed = &sign
+	return def
+}
+
+func untrustedServer(d *device, name string, def *lab.Definition) *lab.Server {
+	d.t.Helper()
+	s, err := lab.Start(lab.Options{PKI: d.pki, Name: name, Definition: def, UntrustedTLS: true, Logger: testLogger(d.t)})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (d *device) trustVouchers() { d.cfg.VoucherTrustAnchors = []*x509.Certificate{d.pki.MASA.Cert} }
+
+// TestUntrustedServerSignedOnboardingIsApplied: RFC 8572 §5.3 — signed data
+// that passes every check is acted upon even from a provisional connection,
+// and the untrusted server hears nothing back.
+func TestUntrustedServerSignedOnboardingIsApplied(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sign lab.Signing
+	}{
+		{"json, expiring voucher", lab.Signing{}},
+		{"id-data, nonce voucher, key-id idevid-issuer", lab.Signing{ContentType: "data", Voucher: lab.VoucherSpec{Nonce: true, IDevIDIssuer: "key-id"}}},
+		{"whole-AKI idevid-issuer, pinned cert in the bag", lab.Signing{IncludePinned: true, Voucher: lab.VoucherSpec{IDevIDIssuer: "aki"}}},
+		{"all three artifacts encrypted to the IDevID", lab.Signing{Encrypt: []string{"conveyed-information", "owner-certificate", "ownership-voucher"}}},
+		{"revocation checks with a stapled CRL", lab.Signing{StapleCRL: true, Voucher: lab.VoucherSpec{RevocationChecks: ptr(true)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDevice(t)
+			d.trustVouchers()
+			s := untrustedServer(d, "stranger", signedOnboarding(d, tc.sign))
+			outcome, err := d.run(s.URL())
+			if err != nil || outcome != agent.Bootstrapped {
+				t.Fatalf("outcome %v, error %v", outcome, err)
+			}
+			if got, want := d.order(), []string{"pre", "config:merge", "post"}; !slices.Equal(got, want) {
+				t.Errorf("ran %v, want %v", got, want)
+			}
+			if n := len(s.Reports()); n != 0 {
+				t.Errorf("%d progress reports sent to an untrusted server", n)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestRejectedSignedDataChangesNothing: each broken artifact is refused with
+// its specific error; nothing runs, nothing is reported, nothing applied.
+func TestRejectedSignedDataChangesNothing(t *testing.T) {
+	d0 := newDevice(t)
+	otherKey := d0.pki.VoucherSigner // signs, but is not the owner
+	for _, tc := range []struct {
+		name string
+		sign lab.Signing
+		want error
+	}{
+		{"tampered conveyed information", lab.Signing{TamperConveyed: true}, ownership.ErrConveyedSignature},
+		{"conveyed information signed by another key", lab.Signing{SignConveyedWith: otherKey.Cert, SignConveyedWithKey: otherKey.Key}, ownership.ErrConveyedSignature},
+		{"voucher from an untrusted MASA", lab.Signing{VoucherSignerFromOtherMASA: true}, ownership.ErrVoucherSigner},
+		{"owner certificate from another CA", lab.Signing{OwnerCertFromOtherCA: true}, ownership.ErrOwnerChain},
+		{"voucher for another serial number", lab.Signing{Voucher: lab.VoucherSpec{SerialNumber: "SN-SOMEONE-ELSE"}}, ownership.ErrSerialNumber},
+		{"expired voucher", lab.Signing{Voucher: lab.VoucherSpec{ExpiresIn: -time.Hour}}, ownership.ErrVoucherExpired},
+		{"voucher created in the future", lab.Signing{Voucher: lab.VoucherSpec{CreatedOffset: 48 * time.Hour}}, ownership.ErrVoucherNotYetValid},
+		{"nonce mismatch", lab.Signing{Voucher: lab.VoucherSpec{Nonce: true, NonceValue: bytes.Repeat([]byte{7}, 32)}}, ownership.ErrNonce},
+		{"assertion not accepted", lab.Signing{Voucher: lab.VoucherSpec{Assertion: "logged"}}, ownership.ErrAssertion},
+		{"owner certificate revoked", lab.Signing{RevokeOwnerCert: true, Voucher: lab.VoucherSpec{RevocationChecks: ptr(true)}}, ownership.ErrRevocation},
+		{"revocation checks without a CRL", lab.Signing{Voucher: lab.VoucherSpec{RevocationChecks: ptr(true)}}, ownership.ErrRevocation},
+		{"voucher without owner certificate", lab.Signing{OmitOwnerCertificate: true}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDevice(t)
+			d.trustVouchers()
+			s := untrustedServer(d, "stranger", signedOnboarding(d, tc.sign))
+			_, err := d.run(s.URL())
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if got := d.order(); len(got) != 0 {
+				t.Errorf("ran %v after rejected signed data", got)
+			}
+			if n := len(s.Reports()); n != 0 {
+				t.Errorf("%d reports", n)
+			}
+		})
+	}
+}
+
+// TestClockUntrustedNeedsNonceVoucher: without a trusted clock only a voucher
+// carrying this request's nonce is accepted (RFC 8572 §9.1).
+func TestClockUntrustedNeedsNonceVoucher(t *testing.T) {
+	d := newDevice(t)
+	d.trustVouchers()
+	d.cfg.ClockUntrusted = true
+	s := untrustedServer(d, "stranger", signedOnboarding(d, lab.Signing{}))
+	if _, err := d.run(s.URL()); !errors.Is(err, ownership.ErrNonceRequired) {
+		t.Fatalf("expiring voucher with an untrusted clock: %v", err)
+	}
+	d2 := newDevice(t)
+	d2.trustVouchers()
+	d2.cfg.Now = func() time.Time { return time.Date(1970, 1, 1, 0, 0, 5, 0, time.UTC) } // a board without a battery
+	d2.cfg.BuildTime = time.Now()
+	s2 := untrustedServer(d2, "stranger", signedOnboarding(d2, lab.Signing{Voucher: lab.VoucherSpec{Nonce: true}}))
+	if outcome, err := d2.run(s2.URL()); err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("nonce voucher with a 1970 clock: %v %v", outcome, err)
+	}
+}
+
+// TestSignedRedirectFromUntrustedServer: signed redirect information is
+// trusted, so its trust anchor authenticates the next server, which then
+// gets progress reports.
+func TestSignedRedirectFromUntrustedServer(t *testing.T) {
+	d := newDevice(t)
+	d.trustVouchers()
+	ownerCA, _ := lab.NewCA(t.TempDir(), "owner-bootstrap")
+	cert, _ := ownerCA.IssueServer(t.TempDir(), "owner-bootstrap", "127.0.0.1")
+	second := d.startServer("owner", fullOnboarding(d, nil), &cert)
+	host, port := hostPort(t, second.URL())
+	first := untrustedServer(d, "manufacturer", &lab.Definition{
+		Redirect: []lab.RedirectServer{{Address: host, Port: port, TrustAnchorCerts: []*x509.Certificate{ownerCA.Cert}}},
+		Signed:   &lab.Signing{Voucher: lab.VoucherSpec{Nonce: true}},
+	})
+	outcome, err := d.run(first.URL())
+	if err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if types := progressTypes(second); len(types) == 0 || types[len(types)-1] != "bootstrap-complete" {
+		t.Errorf("owner server reports %v", types)
+	}
+	if len(first.Reports()) != 0 {
+		t.Error("the untrusted redirecting server got reports")
+	}
+}
+
+// TestUnsignedRedirectFromUntrustedServerDiscardsTrustAnchor: RFC 8572 §5.5.
+func TestUnsignedRedirectFromUntrustedServerDiscardsTrustAnchor(t *testing.T) {
+	d := newDevice(t)
+	second := d.startServer("second", fullOnboarding(d, nil), nil)
+	host, port := hostPort(t, second.URL())
+	first := untrustedServer(d, "stranger", &lab.Definition{Redirect: []lab.RedirectServer{
+		{Address: host, Port: port, TrustAnchorCerts: []*x509.Certificate{d.pki.ServerCA.Cert}},
+	}})
+	_, err := d.run(first.URL())
+	if !errors.Is(err, agent.ErrUntrustedOnboarding) {
+		t.Fatalf("error %v: the redirect's trust anchor must be discarded", err)
+	}
+	if req := second.Requests(); len(req) != 1 || req[0].Input["signed-data-preferred"] == nil {
+		t.Errorf("second server requests %v, want one provisional request", req)
 	}
 }

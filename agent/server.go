@@ -52,6 +52,8 @@ type target struct {
 	// validate against them fails the server (RFC 8572 §5.5) instead of
 	// falling back to a provisional connection.
 	strict bool
+	// imageBase resolves relative download-uri values (local data only).
+	imageBase string
 }
 
 // ParseBootstrapURL checks a --bootstrap-url value: https://host[:port], no
@@ -197,6 +199,13 @@ func (a *Agent) processServer(ctx context.Context, t target, depth int) (Outcome
 	}
 	fmt.Fprintf(a.out, "server %s: %s\n", t.base, trustWords(conn.trusted))
 	a.log.Info("bootstrap server answered", logging.MessageIDAttribute, logging.MsgServerContacted, "server", t.base, "trusted", conn.trusted)
+	return a.processOutput(ctx, t, conn, out, nonce, depth)
+}
+
+// processOutput is the rest of RFC 8572 §5.3 for bootstrapping data from a
+// server (conn.client set) or found locally (conn without a client: no
+// progress report can be sent).
+func (a *Agent) processOutput(ctx context.Context, t target, conn *connection, out *restconf.GetOutput, nonce []byte, depth int) (Outcome, error) {
 	rep := a.newReporter(conn, out.Verbose())
 
 	info, digest, signedOK, err := a.decodeConveyed(out, nonce)

@@ -25,17 +25,18 @@ const shutdownGrace = 5 * time.Second
 // ReadyFacts are what an agent needs to talk to a running lab server; they
 // are printed and written to the ready file as KEY=value lines.
 type ReadyFacts struct {
-	URL          string
-	TrustAnchor  string
-	IDevIDCert   string
-	IDevIDKey    string
-	SerialNumber string
+	URL                string
+	TrustAnchor        string
+	VoucherTrustAnchor string // the MASA CA bundle, for the agent's --voucher-trust-anchor
+	IDevIDCert         string
+	IDevIDKey          string
+	SerialNumber       string
 }
 
 // String renders the facts as KEY=value lines, in a fixed order.
 func (f ReadyFacts) String() string {
-	return fmt.Sprintf("URL=%s\nTRUST_ANCHOR=%s\nIDEVID_CERT=%s\nIDEVID_KEY=%s\nSERIAL_NUMBER=%s\n",
-		f.URL, f.TrustAnchor, f.IDevIDCert, f.IDevIDKey, f.SerialNumber)
+	return fmt.Sprintf("URL=%s\nTRUST_ANCHOR=%s\nVOUCHER_TRUST_ANCHOR=%s\nIDEVID_CERT=%s\nIDEVID_KEY=%s\nSERIAL_NUMBER=%s\n",
+		f.URL, f.TrustAnchor, f.VoucherTrustAnchor, f.IDevIDCert, f.IDevIDKey, f.SerialNumber)
 }
 
 // RunCLI is the sztp-lab command: it serves until ctx is done (the caller
@@ -50,9 +51,10 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	definitionFile := fs.String("definition", "", "YAML or JSON file of what to answer (default: empty onboarding-information)")
 	readyFile := fs.String("ready-file", "", "file to write the KEY=value facts to once listening (removed on exit)")
 	name := fs.String("name", "sztp-lab", "server name shown in logs and report lines")
-	verbose := fs.Bool("verbose", false, "log at debug level, including the conveyed information sent")
+	verbose := fs.Bool("verbose", false, "log at debug level, including the conveyed information and vouchers sent")
+	untrustedTLS := fs.Bool("untrusted-tls", false, "serve with a TLS certificate from a fresh CA that is not in TRUST_ANCHOR (the agent connects provisionally)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: sztp-lab [--dir DIR] [--addr HOST:PORT] [--serial-number SN] [--definition FILE] [--ready-file FILE]")
+		fmt.Fprintln(fs.Output(), "usage: sztp-lab [--dir DIR] [--addr HOST:PORT] [--serial-number SN] [--definition FILE] [--ready-file FILE] [--untrusted-tls]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -88,16 +90,20 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logger.Info("reusing lab PKI", "dir", absDir, "serial-number", pki.SerialNumber)
 	}
 
-	srv, err := Start(Options{PKI: pki, Name: *name, Addr: *addr, Definition: def, Logger: logger, ReportLog: stdout})
+	srv, err := Start(Options{PKI: pki, Name: *name, Addr: *addr, Definition: def, Logger: logger, ReportLog: stdout, UntrustedTLS: *untrustedTLS})
 	if err != nil {
 		return err
 	}
+	if *untrustedTLS {
+		logger.Info("serving with a TLS certificate the trust anchor does not validate", "trust-anchor", pki.TrustAnchorFile)
+	}
 	facts := ReadyFacts{
-		URL:          srv.URL(),
-		TrustAnchor:  pki.TrustAnchorFile,
-		IDevIDCert:   pki.IDevIDCertFile,
-		IDevIDKey:    pki.IDevIDKeyFile,
-		SerialNumber: pki.SerialNumber,
+		URL:                srv.URL(),
+		TrustAnchor:        pki.TrustAnchorFile,
+		VoucherTrustAnchor: pki.VoucherTrustAnchorFile,
+		IDevIDCert:         pki.IDevIDCertFile,
+		IDevIDKey:          pki.IDevIDKeyFile,
+		SerialNumber:       pki.SerialNumber,
 	}
 	fmt.Fprint(stdout, facts.String())
 	if *readyFile != "" {

@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"io"
@@ -63,7 +64,7 @@ func TestRunCLI(t *testing.T) {
 	waitForFile(t, ready, done)
 
 	facts := readFacts(t, ready)
-	for _, k := range []string{"URL", "TRUST_ANCHOR", "IDEVID_CERT", "IDEVID_KEY", "SERIAL_NUMBER"} {
+	for _, k := range []string{"URL", "TRUST_ANCHOR", "VOUCHER_TRUST_ANCHOR", "IDEVID_CERT", "IDEVID_KEY", "SERIAL_NUMBER"} {
 		if facts[k] == "" {
 			t.Errorf("ready file lacks %s: %v", k, facts)
 		}
@@ -75,7 +76,8 @@ func TestRunCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pki.TrustAnchorFile != facts["TRUST_ANCHOR"] || pki.IDevIDCertFile != facts["IDEVID_CERT"] || pki.IDevIDKeyFile != facts["IDEVID_KEY"] {
+	if pki.TrustAnchorFile != facts["TRUST_ANCHOR"] || pki.IDevIDCertFile != facts["IDEVID_CERT"] || pki.IDevIDKeyFile != facts["IDEVID_KEY"] ||
+		pki.VoucherTrustAnchorFile != facts["VOUCHER_TRUST_ANCHOR"] {
 		t.Errorf("facts %v do not name the PKI's files", facts)
 	}
 
@@ -116,7 +118,53 @@ func TestRunCLIHelp(t *testing.T) {
 	if err := RunCLI(context.Background(), []string{"--help"}, io.Discard, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "--ready-file") {
+	if !strings.Contains(stderr.String(), "--ready-file") || !strings.Contains(stderr.String(), "-untrusted-tls") {
 		t.Errorf("usage:\n%s", stderr.String())
+	}
+}
+
+func TestRunCLIUntrustedTLSSigned(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "lab-run")
+	ready := filepath.Join(tmp, "ready.env")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	args := []string{"--dir", dir, "--addr", "127.0.0.1:0", "--definition", "../testdata/lab/signed-onboarding.yaml", "--ready-file", ready, "--untrusted-tls"}
+	go func() { done <- RunCLI(ctx, args, io.Discard, &stderr) }()
+	waitForFile(t, ready, done)
+	facts := readFacts(t, ready)
+
+	anchors, err := certPool(facts["TRUST_ANCHOR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := tlsPeer(t, strings.TrimPrefix(facts["URL"], "https://"))
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: anchors, DNSName: "127.0.0.1"}); err == nil {
+		t.Error("TRUST_ANCHOR validates the --untrusted-tls server certificate")
+	}
+
+	// What an agent would do on a provisional connection: ask for signed
+	// data with a nonce, and check the voucher against VOUCHER_TRUST_ANCHOR.
+	pki, err := LoadPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := deviceClient(t, pki, true)
+	client.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
+	r := do(t, client, http.MethodPost, facts["URL"]+getBootstrappingDataRPC, yangDataJSON, nonceInput(testNonce))
+	out := signedOutputOf(t, r)
+	if _, v := parsedVoucher(t, pki, out.voucher); v["nonce"] != b64(testNonce) || v["serial-number"] != DefaultSerialNumber {
+		t.Errorf("voucher = %v", v)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunCLI: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RunCLI did not stop")
 	}
 }

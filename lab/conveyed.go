@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent/cms"
 )
@@ -44,8 +45,8 @@ type conveyedBootstrapServer struct {
 	TrustAnchor []byte `json:"trust-anchor,omitempty"`
 }
 
-// bootstrapOutput is the get-bootstrapping-data output. The owner
-// certificate and voucher are there for the signed modes to come.
+// bootstrapOutput is the get-bootstrapping-data output; the owner
+// certificate and voucher come with signed conveyed information only.
 type bootstrapOutput struct {
 	ReportingLevel      string `json:"reporting-level,omitempty"`
 	ConveyedInformation []byte `json:"conveyed-information"`
@@ -67,7 +68,9 @@ type answer struct {
 	def          *Definition
 	status       int // get-bootstrapping-data error status, 0 for 200
 	raw          *RawResponse
-	body         []byte // the 200 JSON body
+	body         []byte // the 200 JSON body (unsigned answers)
+	signed       *signedAnswer
+	level        string // reporting-level of the output
 	conveyedJSON []byte // kept for logs and tests
 	images       map[string]*servedImage
 	err          error // why the definition could not be installed
@@ -75,7 +78,8 @@ type answer struct {
 
 // buildAnswer reads the files the definition names and encodes its answer;
 // imageURL maps an image name to the URL at which this server serves it.
-func buildAnswer(d *Definition, imageURL func(string) string) (*answer, error) {
+// pki provides the signing credentials of a signed definition.
+func buildAnswer(d *Definition, pki *PKI, imageURL func(string) string) (*answer, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
@@ -101,26 +105,60 @@ func buildAnswer(d *Definition, imageURL func(string) string) (*answer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding conveyed information: %w", err)
 	}
+	a.conveyedJSON, a.level = conveyed, d.ReportingLevel
+	if a.level == "" {
+		a.level = ReportingMinimal
+	}
+	contentType := d.ContentType
+	if d.Signed != nil && d.Signed.ContentType != "" {
+		contentType = d.Signed.ContentType
+	}
 	oid := cms.OIDSZTPConveyedInfoJSON
-	if d.ContentType == ContentTypeData {
+	if contentType == ContentTypeData {
 		oid = cms.OIDData
+	}
+	if d.Signed != nil {
+		if a.signed, err = newSignedAnswer(d.Signed, pki, conveyed, oid); err != nil {
+			return nil, fmt.Errorf("preparing signed answers: %w", err)
+		}
+		return a, nil
 	}
 	der, err := cms.MarshalData(oid, conveyed)
 	if err != nil {
 		return nil, fmt.Errorf("wrapping conveyed information in CMS %s: %w", cms.Name(oid), err)
 	}
-	level := d.ReportingLevel
-	if level == "" {
-		level = ReportingMinimal
+	if a.body, err = a.outputBody(bootstrapOutput{ConveyedInformation: der}); err != nil {
+		return nil, err
 	}
-	body, err := json.Marshal(map[string]bootstrapOutput{
-		outputMember: {ReportingLevel: level, ConveyedInformation: der},
-	})
+	return a, nil
+}
+
+// outputBody encodes the get-bootstrapping-data output JSON.
+func (a *answer) outputBody(out bootstrapOutput) ([]byte, error) {
+	out.ReportingLevel = a.level
+	body, err := json.Marshal(map[string]bootstrapOutput{outputMember: out})
 	if err != nil {
 		return nil, fmt.Errorf("encoding get-bootstrapping-data output: %w", err)
 	}
-	a.body, a.conveyedJSON = body, conveyed
-	return a, nil
+	return body, nil
+}
+
+// signedBody makes the signed artifacts for one request and encodes the
+// output around them.
+func (a *answer) signedBody(now time.Time, req deviceRequest) ([]byte, *signedArtifacts, error) {
+	arts, err := a.signed.build(now, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := a.outputBody(bootstrapOutput{
+		ConveyedInformation: arts.conveyed,
+		OwnerCertificate:    arts.ownerCertificate,
+		OwnershipVoucher:    arts.voucher,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, arts, nil
 }
 
 func (a *answer) encodeOnboarding(o *Onboarding, imageURL func(string) string) (*conveyedOnboarding, error) {

@@ -35,14 +35,18 @@ const defaultImageName = "image.bin"
 // Definition is what the lab server answers to get-bootstrapping-data.
 //
 // Exactly one of Onboarding and Redirect is set, unless Status or Raw makes
-// the server answer without conveyed information. Signed and encrypted
-// answers (owner certificate, voucher, CMS signing) are not supported yet;
-// they will come as further fields next to ContentType.
+// the server answer without conveyed information. Signed makes the answer
+// signed data (RFC 8572 §3): signed conveyed information, owner
+// certificate and ownership voucher, optionally encrypted.
 type Definition struct {
 	ReportingLevel string           `yaml:"reporting-level"` // "minimal" (default) | "verbose"
 	ContentType    string           `yaml:"content-type"`    // "json" (default) | "data"
 	Onboarding     *Onboarding      `yaml:"onboarding"`
 	Redirect       []RedirectServer `yaml:"redirect"`
+	// Signed, when set, makes every answer with conveyed information
+	// signed, whatever the device asked for and whether or not it trusts
+	// this server; nil answers unsigned conveyed information.
+	Signed *Signing `yaml:"signed"`
 	// Status, when non-zero, makes get-bootstrapping-data answer this HTTP
 	// status with an ietf-restconf:errors body (e.g. 404, 503).
 	Status int `yaml:"status"`
@@ -209,6 +213,11 @@ func (d *Definition) Validate() error {
 	if d.Onboarding != nil {
 		if err := d.Onboarding.validate(); err != nil {
 			return fmt.Errorf("onboarding: %w", err)
+		}
+	}
+	if d.Signed != nil {
+		if err := d.Signed.validate(); err != nil {
+			return fmt.Errorf("signed: %w", err)
 		}
 	}
 	seen := map[string]bool{}

@@ -55,6 +55,22 @@ type CA struct {
 // NewCA creates a self-signed ECDSA P-256 root called name and writes it to
 // <dir>/<name>-ca.pem and <dir>/<name>-ca.key.
 func NewCA(dir, name string) (*CA, error) {
+	ca, err := newMemoryCA(name)
+	if err != nil {
+		return nil, err
+	}
+	ca.CertFile = filepath.Join(dir, name+"-ca.pem")
+	ca.KeyFile = filepath.Join(dir, name+"-ca.key")
+	if err := writeKeyPair(ca.CertFile, ca.KeyFile, ca.Key, ca.Cert); err != nil {
+		return nil, fmt.Errorf("writing the %s CA: %w", name, err)
+	}
+	return ca, nil
+}
+
+// newMemoryCA creates a CA like NewCA but writes no file (CertFile and
+// KeyFile stay empty): for throw-away authorities that tests and the
+// --untrusted-tls mode need only while the process runs.
+func newMemoryCA(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating the %s CA key: %w", name, err)
@@ -80,16 +96,7 @@ func NewCA(dir, name string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the new %s CA certificate: %w", name, err)
 	}
-	ca := &CA{
-		Cert:     cert,
-		Key:      key,
-		CertFile: filepath.Join(dir, name+"-ca.pem"),
-		KeyFile:  filepath.Join(dir, name+"-ca.key"),
-	}
-	if err := writeKeyPair(ca.CertFile, ca.KeyFile, key, cert); err != nil {
-		return nil, fmt.Errorf("writing the %s CA: %w", name, err)
-	}
-	return ca, nil
+	return &CA{Cert: cert, Key: key}, nil
 }
 
 // LoadCA reads a CA written by NewCA.
@@ -175,6 +182,15 @@ type PKI struct {
 	TrustAnchorFile string // PEM bundle holding the ServerCA certificate (the agent's --trust-anchor)
 	IDevID          *x509.Certificate
 	IDevIDKey       crypto.Signer
+
+	// Signed-data credentials (RFC 8572 §3, RFC 8366). They are nil only
+	// for a PKI loaded by LoadPKI from a directory made before they
+	// existed; LoadOrCreatePKI adds them to such a directory.
+	MASA                   *CA      // the manufacturer's voucher authority, root of voucher trust
+	VoucherSigner          *KeyPair // signs ownership vouchers; issued by MASA
+	VoucherTrustAnchorFile string   // PEM bundle holding the MASA certificate (the agent's --voucher-trust-anchor)
+	OwnerCA                *CA      // the owner's CA: every voucher's pinned-domain-cert
+	Owner                  *KeyPair // the owner certificate, issued by OwnerCA; signs conveyed information
 }
 
 // NewPKI creates a fresh PKI in dir (created if missing) for a device with
@@ -205,6 +221,9 @@ func NewPKI(dir, serialNumber string) (*PKI, error) {
 	}
 	if err := writeFileAtomic(p.TrustAnchorFile, pemCertificates(serverCA.Cert), 0o644); err != nil {
 		return nil, fmt.Errorf("writing the lab trust anchor: %w", err)
+	}
+	if err := p.createSigningPKI(); err != nil {
+		return nil, fmt.Errorf("creating the lab PKI: %w", err)
 	}
 	// The IDevID is written last: LoadOrCreatePKI takes its presence as the
 	// sign of a complete PKI.
@@ -296,6 +315,9 @@ func LoadPKI(dir string) (*PKI, error) {
 	if !anchors[0].Equal(serverCA.Cert) {
 		return nil, fmt.Errorf("loading the lab trust anchor: %s does not hold %s", p.TrustAnchorFile, serverCA.CertFile)
 	}
+	if err := p.loadSigningPKI(); err != nil {
+		return nil, fmt.Errorf("loading the lab PKI in %s: %w", dir, err)
+	}
 	return p, nil
 }
 
@@ -322,6 +344,13 @@ func LoadOrCreatePKI(dir, serialNumber string) (p *PKI, created bool, err error)
 	}
 	if serialNumber != "" && serialNumber != p.SerialNumber {
 		return nil, false, fmt.Errorf("the lab PKI in %s was made for serial number %q, not %q: remove the directory to make a new one", dir, p.SerialNumber, serialNumber)
+	}
+	if p.Owner == nil {
+		// A directory from before signed mode: keep its IDevID and trust
+		// anchor (an agent may hold them) and add what is missing.
+		if err := p.createSigningPKI(); err != nil {
+			return nil, false, fmt.Errorf("adding signed-data credentials to the lab PKI in %s: %w", dir, err)
+		}
 	}
 	return p, false, nil
 }

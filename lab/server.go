@@ -31,12 +31,17 @@ const (
 
 // Options configures Start.
 type Options struct {
-	PKI        *PKI
-	Name       string           // label in logs and report lines, e.g. "lab-1"
-	Addr       string           // listen address, default "127.0.0.1:0"
-	TLSCert    *tls.Certificate // default: issued by PKI.ServerCA for 127.0.0.1 and localhost
-	Definition *Definition      // nil: get-bootstrapping-data answers 404
-	Logger     *slog.Logger     // nil: discard
+	PKI     *PKI
+	Name    string           // label in logs and report lines, e.g. "lab-1"
+	Addr    string           // listen address, default "127.0.0.1:0"
+	TLSCert *tls.Certificate // default: issued by PKI.ServerCA for 127.0.0.1 and localhost
+	// UntrustedTLS, when TLSCert is nil, issues the server certificate from
+	// a fresh CA held only in memory instead of PKI.ServerCA, so an agent
+	// using PKI.TrustAnchorFile cannot authenticate the server (a
+	// provisional connection, RFC 8572 §5.3).
+	UntrustedTLS bool
+	Definition   *Definition  // nil: get-bootstrapping-data answers 404
+	Logger       *slog.Logger // nil: discard
 	// ReportLog, when set, receives every accepted progress report as one
 	// line: time, server name, serial number, progress-type, message.
 	ReportLog io.Writer
@@ -70,6 +75,7 @@ type BootstrapRequest struct {
 // Server is a RESTCONF bootstrap server (RFC 8572 §7) for one lab PKI.
 type Server struct {
 	name       string
+	pki        *PKI
 	log        *slog.Logger
 	reportLog  io.Writer
 	httpServer *http.Server
@@ -98,7 +104,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.PKI == nil {
 		return nil, errors.New("starting lab server: no PKI")
 	}
-	s := &Server{name: opts.Name, log: opts.Logger, reportLog: opts.ReportLog, served: make(chan struct{})}
+	s := &Server{name: opts.Name, pki: opts.PKI, log: opts.Logger, reportLog: opts.ReportLog, served: make(chan struct{})}
 	if s.name == "" {
 		s.name = defaultName
 	}
@@ -119,7 +125,14 @@ func Start(opts Options) (*Server, error) {
 
 	cert := opts.TLSCert
 	if cert == nil {
-		issued, err := opts.PKI.ServerCA.IssueServer(opts.PKI.Dir, "bootstrap-server-"+s.name, serverCertHosts(host)...)
+		issuer := opts.PKI.ServerCA
+		if opts.UntrustedTLS {
+			if issuer, err = newMemoryCA("untrusted server"); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("starting lab server %s: %w", s.name, err)
+			}
+		}
+		issued, err := issuer.IssueServer(opts.PKI.Dir, "bootstrap-server-"+s.name, serverCertHosts(host)...)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("starting lab server %s: %w", s.name, err)
@@ -127,7 +140,7 @@ func Start(opts Options) (*Server, error) {
 		cert = &issued
 	}
 	if opts.Definition != nil {
-		a, err := buildAnswer(opts.Definition, s.ImageURL)
+		a, err := buildAnswer(opts.Definition, opts.PKI, s.ImageURL)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("starting lab server %s: installing the definition: %w", s.name, err)
@@ -219,7 +232,7 @@ func (s *Server) SetDefinition(d *Definition) {
 	var a *answer
 	if d != nil {
 		var err error
-		if a, err = buildAnswer(d, s.ImageURL); err != nil {
+		if a, err = buildAnswer(d, s.pki, s.ImageURL); err != nil {
 			s.log.Error("installing definition failed", "err", err)
 			a = &answer{def: d, err: err}
 		}
@@ -341,11 +354,38 @@ func (s *Server) getBootstrappingData(w http.ResponseWriter, r *http.Request) (i
 	case a.status != 0:
 		return 0, newError(a.status, tagForStatus(a.status), "the lab definition answers %d %s", a.status, http.StatusText(a.status))
 	}
+	out := a.body
+	if a.signed != nil {
+		var arts *signedArtifacts
+		var err error
+		out, arts, err = a.signedBody(time.Now(), deviceRequest{serial: serial, cert: r.TLS.PeerCertificates[0], nonce: inputNonce(input)})
+		switch {
+		case errors.Is(err, errNoNonce):
+			return 0, newError(http.StatusBadRequest, tagMissingElement, "%v", err)
+		case err != nil:
+			return 0, newError(http.StatusInternalServerError, tagOperationFailed, "making the signed answer: %v", err)
+		}
+		s.log.Debug("sending signed data", "serial", serial, "voucher", string(arts.voucherJSON))
+	}
 	w.Header().Set("Content-Type", yangDataJSON)
 	w.WriteHeader(http.StatusOK)
-	w.Write(a.body)
-	s.log.Debug("sent conveyed information", "serial", serial, "json", string(a.conveyedJSON))
+	w.Write(out)
+	s.log.Debug("sent conveyed information", "serial", serial, "signed", a.signed != nil, "json", string(a.conveyedJSON))
 	return http.StatusOK, nil
+}
+
+// inputNonce is the nonce of a validated get-bootstrapping-data input, nil
+// when it has none.
+func inputNonce(input map[string]any) []byte {
+	v, ok := input["nonce"]
+	if !ok {
+		return nil
+	}
+	b, err := binaryLeaf(v) // validateBootstrapInput has checked it
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func (s *Server) handleReportProgress(w http.ResponseWriter, r *http.Request) {
