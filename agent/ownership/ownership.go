@@ -186,20 +186,42 @@ func Rewrap(plain []byte, contentType asn1.ObjectIdentifier) ([]byte, error) {
 	return cms.MarshalData(contentType, plain)
 }
 
-// verifyTime picks the time certificate validity is judged at: now with a
-// trusted clock; without one, the latest notBefore of the certificates
-// involved, so that validity periods do not decide (RFC 8572 §9.1).
-func (v *verifier) verifyTime(certs ...*x509.Certificate) time.Time {
-	if v.p.ClockTrusted {
-		return v.p.Now()
+// verifyChain path-validates leaf to one of roots through intermediates.
+// With a trusted clock validity is judged now. Without one, validity periods
+// must not decide (RFC 8572 §9.1), but crypto/x509 always judges them, so
+// the chain is tried at instants where its certificates are normally valid
+// together: just after the leaf's notBefore (its issuers were valid when
+// they issued it), then just after the latest notBefore of everything
+// offered. A single "latest notBefore" instant alone fails as soon as the
+// device holds two voucher trust anchors whose validity does not overlap
+// (a root rollover), because the older one has expired by then.
+func (v *verifier) verifyChain(leaf *x509.Certificate, roots, intermediates []*x509.Certificate) ([][]*x509.Certificate, error) {
+	rootPool, interPool := x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range roots {
+		rootPool.AddCert(c)
 	}
-	var t time.Time
-	for _, c := range certs {
-		if c.NotBefore.After(t) {
-			t = c.NotBefore
+	for _, c := range intermediates {
+		interPool.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: rootPool, Intermediates: interPool,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	if v.p.ClockTrusted {
+		opts.CurrentTime = v.p.Now()
+		return leaf.Verify(opts)
+	}
+	latest := leaf.NotBefore
+	for _, c := range slices.Concat(roots, intermediates) {
+		if c.NotBefore.After(latest) {
+			latest = c.NotBefore
 		}
 	}
-	return t.Add(time.Second)
+	opts.CurrentTime = leaf.NotBefore.Add(time.Second)
+	chains, err := leaf.Verify(opts)
+	if err != nil && !latest.Equal(leaf.NotBefore) {
+		opts.CurrentTime = latest.Add(time.Second)
+		chains, err = leaf.Verify(opts)
+	}
+	return chains, err
 }
 
 func (v *verifier) voucher(der []byte, sentNonce []byte) (*Voucher, *x509.Certificate, error) {
@@ -210,21 +232,14 @@ func (v *verifier) voucher(der []byte, sentNonce []byte) (*Voucher, *x509.Certif
 	if !signed.EContentType.Equal(cms.OIDAnimaJSONVoucher) && !signed.EContentType.Equal(cms.OIDData) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrVoucherContentType, cms.Name(signed.EContentType))
 	}
-	signer, err := signed.Signer(signed.Certificates)
+	// RFC 8366 only says the CMS SHOULD carry the signer's chain: a MASA
+	// that signs with the trust anchor's own key and leaves it out is still
+	// found among the anchors.
+	signer, err := signed.Signer(slices.Concat(signed.Certificates, v.p.VoucherTrustAnchors))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrVoucherSigner, err)
 	}
-	roots := x509.NewCertPool()
-	for _, ta := range v.p.VoucherTrustAnchors {
-		roots.AddCert(ta)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range signed.Certificates {
-		inter.AddCert(c)
-	}
-	if _, err := signer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-		CurrentTime: v.verifyTime(append(slices.Clone(signed.Certificates), v.p.VoucherTrustAnchors...)...),
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := v.verifyChain(signer, v.p.VoucherTrustAnchors, signed.Certificates); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrVoucherSigner, err)
 	}
 	if err := signed.VerifySignature(signer); err != nil {
@@ -326,24 +341,23 @@ func (v *verifier) ownerCertificate(der []byte, conveyed *cms.Signed, pinned *x5
 	}
 	owner, err := conveyed.Signer(bag)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the conveyed information's signer is not in the owner-certificate bag: %w", ErrOwnerChain, err)
+		// The conveyed information was signed by someone the bag does not
+		// hold. That is a conveyed-information signature failure, not an
+		// owner-chain one; but §5.4 validates the owner certificate first,
+		// so the bag's own end-entity is validated here and the signature
+		// check in Verify then refuses the conveyed information.
+		if owner, err = endEntity(bag, pinned); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrOwnerCertificate, err)
+		}
 	}
 	if owner.KeyUsage != 0 && owner.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return nil, ErrOwnerKeyUsage
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(pinned)
-	inter := x509.NewCertPool()
-	for _, c := range bag {
-		inter.AddCert(c)
 	}
 	var chain []*x509.Certificate
 	if owner.Equal(pinned) {
 		chain = []*x509.Certificate{owner}
 	} else {
-		chains, err := owner.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-			CurrentTime: v.verifyTime(append(slices.Clone(bag), pinned)...),
-			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		chains, err := v.verifyChain(owner, []*x509.Certificate{pinned}, bag)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrOwnerChain, err)
 		}
@@ -367,6 +381,36 @@ func (v *verifier) ownerCertificate(der []byte, conveyed *cms.Signed, pinned *x5
 	return owner, nil
 }
 
+// endEntity picks the owner certificate out of a bag when the conveyed
+// information's signer is not in it: the one certificate that issues no
+// other certificate of the bag and is not the pinned-domain-cert (which the
+// bag MAY repeat), or the pinned-domain-cert when that is all there is.
+func endEntity(bag []*x509.Certificate, pinned *x509.Certificate) (*x509.Certificate, error) {
+	var leaves []*x509.Certificate
+	for _, c := range bag {
+		if c.Equal(pinned) {
+			continue
+		}
+		issuer := false
+		for _, o := range bag {
+			if o != c && bytes.Equal(o.RawIssuer, c.RawSubject) {
+				issuer = true
+				break
+			}
+		}
+		if !issuer {
+			leaves = append(leaves, c)
+		}
+	}
+	switch {
+	case len(leaves) == 1:
+		return leaves[0], nil
+	case len(leaves) == 0 && slices.ContainsFunc(bag, pinned.Equal):
+		return pinned, nil
+	}
+	return nil, fmt.Errorf("the bag has %d end-entity certificates and none signed the conveyed information", len(leaves))
+}
+
 // revocation checks each certificate of chain except its anchor against the
 // CRLs issued by its issuer. required: a certificate without a usable CRL
 // fails (RFC 8572 §5.4: status that cannot be had means not accepted).
@@ -386,21 +430,26 @@ func (v *verifier) revocation(chain []*x509.Certificate, crlDER [][]byte, requir
 			if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
 				continue
 			}
+			// A revocation listed by an authentic CRL stands whatever the
+			// CRL's age or the clock: revocation is permanent (only a
+			// certificateHold is not, and refusing then fails closed), so a
+			// stale CRL can still prove "revoked", never "not revoked".
+			for _, rc := range crl.RevokedCertificateEntries {
+				if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+					return fmt.Errorf("%w: %q is revoked", ErrRevocation, subjectOf(cert.Subject))
+				}
+			}
 			if !v.p.ClockTrusted {
 				if required {
 					return fmt.Errorf("%w: the clock is not trusted, so CRL freshness cannot be judged", ErrRevocation)
 				}
 				continue
 			}
-			if now := v.p.Now(); !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				continue // stale
+			now := v.p.Now()
+			if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
+				continue // not yet issued, or stale: no evidence of good standing
 			}
 			covered = true
-			for _, rc := range crl.RevokedCertificateEntries {
-				if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-					return fmt.Errorf("%w: %q is revoked", ErrRevocation, subjectOf(cert.Subject))
-				}
-			}
 		}
 		if required && !covered {
 			return fmt.Errorf("%w: no fresh CRL from %q for %q", ErrRevocation, subjectOf(issuer.Subject), subjectOf(cert.Subject))

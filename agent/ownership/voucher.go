@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -24,38 +25,53 @@ type Voucher struct {
 	LastRenewalDate  time.Time
 }
 
+// wireVoucher holds the leaves as they appear on the wire; a pointer is nil
+// when the leaf is absent (or JSON null).
 type wireVoucher struct {
-	CreatedOn        string          `json:"created-on"`
-	ExpiresOn        string          `json:"expires-on"`
-	Assertion        string          `json:"assertion"`
-	SerialNumber     string          `json:"serial-number"`
-	IDevIDIssuer     *string         `json:"idevid-issuer"`
-	PinnedDomainCert string          `json:"pinned-domain-cert"`
-	RevocationChecks json.RawMessage `json:"domain-cert-revocation-checks"`
-	Nonce            *string         `json:"nonce"`
-	LastRenewalDate  string          `json:"last-renewal-date"`
+	CreatedOn        string
+	ExpiresOn        string
+	Assertion        string
+	SerialNumber     string
+	IDevIDIssuer     *string
+	PinnedDomainCert string
+	RevocationChecks json.RawMessage
+	Nonce            *string
+	LastRenewalDate  string
 }
 
 // ParseVoucher decodes the JSON content of a voucher artifact.
 func ParseVoucher(data []byte) (*Voucher, error) {
-	var top map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))))
-	if err := dec.Decode(&top); err != nil {
+	top, err := members(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), true)
+	if err != nil {
 		return nil, fmt.Errorf("decoding voucher JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decoding voucher JSON: trailing data after the document")
 	}
 	raw, ok := top["ietf-voucher:voucher"]
 	if !ok {
 		return nil, errors.New(`decoding voucher JSON: no "ietf-voucher:voucher" member`)
 	}
-	var w wireVoucher
-	if err := json.Unmarshal(raw, &w); err != nil {
+	leaves, err := members(raw, false)
+	if err != nil {
 		return nil, fmt.Errorf("decoding voucher JSON: %w", err)
 	}
+	// Leaves are looked up by their exact RFC 7951 names: encoding/json's
+	// struct decoding would also match "Serial-Number" and friends.
+	var w wireVoucher
+	for _, l := range []struct {
+		name string
+		dst  any
+	}{
+		{"created-on", &w.CreatedOn}, {"expires-on", &w.ExpiresOn}, {"assertion", &w.Assertion},
+		{"serial-number", &w.SerialNumber}, {"idevid-issuer", &w.IDevIDIssuer},
+		{"pinned-domain-cert", &w.PinnedDomainCert}, {"domain-cert-revocation-checks", &w.RevocationChecks},
+		{"nonce", &w.Nonce}, {"last-renewal-date", &w.LastRenewalDate},
+	} {
+		if v, ok := leaves[l.name]; ok {
+			if err := json.Unmarshal(v, l.dst); err != nil {
+				return nil, fmt.Errorf("decoding voucher %s: %w", l.name, err)
+			}
+		}
+	}
 	v := &Voucher{Assertion: w.Assertion, SerialNumber: w.SerialNumber}
-	var err error
 	if w.CreatedOn == "" {
 		return nil, errors.New("voucher has no created-on")
 	}
@@ -114,6 +130,50 @@ func ParseVoucher(data []byte) (*Voucher, error) {
 		}
 	}
 	return v, nil
+}
+
+// members decodes one JSON object into its members by exact name and
+// refuses duplicate names: encoding/json would silently keep the last of
+// two "serial-number" members, so one signed voucher could mean different
+// things to the MASA's tooling and to this device. top: the object is a
+// whole document, and nothing but white space may follow it.
+func members(data []byte, top bool) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("expected a JSON object, found %v", tok)
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("expected a member name, found %v", tok)
+		}
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("duplicate member %q", name)
+		}
+		m[name] = val
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	// dec.More() is false before a stray "}" or "]", so it cannot tell
+	// that the document has trailing data; only io.EOF can.
+	if _, err := dec.Token(); top && err != io.EOF {
+		return nil, errors.New("trailing data after the document")
+	}
+	return m, nil
 }
 
 func parseTime(leaf, s string) (time.Time, error) {
