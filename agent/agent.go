@@ -228,6 +228,7 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 	if err := a.prepareStateDir(); err != nil {
 		return 0, err
 	}
+	defer a.closeSources()
 	lock, err := state.Acquire(a.cfg.StateDir)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
@@ -273,6 +274,17 @@ func (a *Agent) Run(ctx context.Context) (Outcome, error) {
 		a.log.Warn("no bootstrap source succeeded; retrying", logging.MessageIDAttribute, logging.MsgBootstrapFailed, "pass", pass, "error", err, "retry_in", delay.Round(time.Millisecond))
 		if err := a.cfg.Retry.sleep(ctx, delay); err != nil {
 			return 0, err
+		}
+	}
+}
+
+// closeSources lets sources undo what they set up (a leased address).
+func (a *Agent) closeSources() {
+	for _, s := range a.cfg.Sources {
+		if c, ok := s.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				a.log.Warn("closing bootstrap source", "source", s.Name(), "error", err)
+			}
 		}
 	}
 }

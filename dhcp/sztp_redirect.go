@@ -1,6 +1,10 @@
-// Package dhcp holds the DHCP side of RFC 8572 bootstrapping. For now that
-// is the codec for the SZTP redirect option (RFC 8572 §8.3), which a DHCP
-// server uses to point a device at its bootstrap servers.
+// Package dhcp holds the DHCP side of RFC 8572 bootstrapping: the codec for
+// the SZTP redirect option (RFC 8572 §8.3), which a DHCP server uses to
+// point a device at its bootstrap servers; an active client that asks for
+// it (Client.DiscoverV4 / DiscoverV6, options 143 and 136); and readers for
+// the lease files of a DHCP client already running on the device
+// (ReadLeaseFile). Everything learned this way is untrusted redirect
+// information (RFC 8572 §4.3).
 package dhcp
 
 import (

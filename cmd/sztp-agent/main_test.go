@@ -26,7 +26,7 @@ import (
 	"github.com/sztp-agent/sztp-agent/lab"
 )
 
-var agentBin string
+var agentBin, labBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sztp-agent-bin-")
@@ -34,11 +34,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	agentBin = filepath.Join(dir, "sztp-agent")
-	build := exec.Command("go", "build", "-o", agentBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building sztp-agent: %v\n%s", err, out)
-		os.Exit(1)
+	labBin = filepath.Join(dir, "sztp-lab")
+	for bin, pkg := range map[string]string{agentBin: ".", labBin: "../sztp-lab"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -63,7 +63,8 @@ func TestUsageErrors(t *testing.T) {
 		"no command":       {},
 		"unknown command":  {"frobnicate"},
 		"unknown flag":     {"run", "--no-such-flag"},
-		"no bootstrap url": {"run", "--idevid-cert", "x", "--idevid-key", "y"},
+		"no source":        withoutFlag(base, "--bootstrap-url"),
+		"unknown source":   append(withoutFlag(base, "--bootstrap-url"), "--sources", "carrier-pigeon"),
 		"http bootstrap":   append(base[:0:0], append(base, "--bootstrap-url", "http://127.0.0.1:1")...),
 		"bad header":       append(base[:0:0], append(base, "--http-header", "no-colon")...),
 		"bad log level":    append(base[:0:0], append(base, "--log-level", "loud")...),
@@ -75,6 +76,19 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutFlag drops a flag and its value from args.
+func withoutFlag(args []string, name string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == name {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 func TestEnvironmentErrors(t *testing.T) {
@@ -153,5 +167,59 @@ func TestBadInputGivesOneErrorLine(t *testing.T) {
 				t.Errorf("panic: %s", r.stderr)
 			}
 		})
+	}
+}
+
+// TestRemovableStorageSignedArtifacts: artifacts made by the openssl CLI
+// (testdata/ownership/generate.sh) on a "USB stick": the agent finds them
+// without any server, verifies the voucher chain and applies the
+// configuration. Unsigned onboarding information on a stick is refused.
+func TestRemovableStorageSignedArtifacts(t *testing.T) {
+	const fixtures = "../../testdata/ownership"
+	stick := t.TempDir()
+	dir := filepath.Join(stick, "acme", "SN-OWN-0001", "bootstrapping-data")
+	os.MkdirAll(dir, 0o755)
+	cp := func(from, to string) {
+		data, err := os.ReadFile(filepath.Join(fixtures, from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, to), data, 0o644)
+	}
+	cp("conveyed.cms", "conveyed-information.cms")
+	cp("owner-certificate.cms", "owner-certificate.cms")
+	cp("voucher.cms", "ownership-voucher.cms")
+	applied := filepath.Join(t.TempDir(), "applied")
+	emptyConfig := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(emptyConfig, nil, 0o600)
+	args := []string{"run", "--once", "--config", emptyConfig, "--removable-root", stick,
+		"--idevid-cert", filepath.Join(fixtures, "device.crt"), "--idevid-key", filepath.Join(fixtures, "device.key"),
+		"--voucher-trust-anchor", filepath.Join(fixtures, "voucher-trust-anchor.pem"),
+		"--os-name", "TestOS", "--os-version", "2.1", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
+		"--config-apply-command", `cp "$SZTP_CONFIG_PATH" ` + applied, "--log-level", "error"}
+	r := run(t, args...)
+	if r.code != cli.ExitOK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	if got, _ := os.ReadFile(applied); string(got) != "<config/>" {
+		t.Errorf("applied %q", got)
+	}
+	if !strings.Contains(r.stdout, "pinned-domain-cert") {
+		t.Errorf("plan does not show the verification steps:\n%s", r.stdout)
+	}
+
+	// The same stick with the signature stripped: unsigned onboarding
+	// information from an untrusted source is never acted upon.
+	unsigned, _ := cms.MarshalData(cms.OIDSZTPConveyedInfoJSON, []byte(`{"ietf-sztp-conveyed-info:onboarding-information":{"configuration-handling":"merge","configuration":"PGJhZC8+"}}`))
+	os.WriteFile(filepath.Join(dir, "conveyed-information.cms"), unsigned, 0o644)
+	os.Remove(filepath.Join(dir, "owner-certificate.cms"))
+	os.Remove(filepath.Join(dir, "ownership-voucher.cms"))
+	os.Remove(applied)
+	r = run(t, append(args, "--state-dir", t.TempDir())...)
+	if r.code != cli.ExitFailed || !strings.Contains(r.stderr, "untrusted") {
+		t.Errorf("unsigned stick: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(applied); err == nil {
+		t.Error("configuration from an unsigned stick was applied")
 	}
 }

@@ -60,7 +60,21 @@ type runFlags struct {
 	osRelease           string
 	clockUntrusted      bool
 	acceptAssertions    listFlag
+	sources             string
+	removableRoot       string
+	removableVendor     string
+	interfaces          listFlag
+	dhcpLeaseFiles      listFlag
+	dnsDomains          listFlag
+	dnsServers          listFlag
+	dhcpCompat          bool
+	// urlsOnCommandLine: --bootstrap-url was given as a flag, which skips
+	// discovery; from the config file they are the "url" source.
+	urlsOnCommandLine bool
 }
+
+// DefaultSources is the discovery order (RFC 8572 §9.7: local before remote).
+const DefaultSources = "removable,dhcp4,dhcp6,dns,url"
 
 type listFlag []string
 
@@ -96,6 +110,14 @@ func newRunFlagSet(f *runFlags, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.osRelease, "os-release", "/etc/os-release", "os-release file for the --os-name/--os-version defaults")
 	fs.BoolVar(&f.clockUntrusted, "clock-untrusted", false, "do not judge validity periods by the clock; accept only vouchers carrying the nonce the agent sent")
 	fs.Var(&f.acceptAssertions, "accept-assertion", "voucher assertion local policy accepts (repeatable; default: verified)")
+	fs.StringVar(&f.sources, "sources", DefaultSources, "discovery sources in order, used when no --bootstrap-url is given (url = the config file's well-known servers)")
+	fs.StringVar(&f.removableRoot, "removable-root", "", "where removable media are mounted; artifacts under <vendor>/<serial>/bootstrapping-data/")
+	fs.StringVar(&f.removableVendor, "removable-vendor", "", "vendor directory on removable media (default: any)")
+	fs.Var(&f.interfaces, "interface", "interface for DHCPv4/DHCPv6 discovery (repeatable)")
+	fs.Var(&f.dhcpLeaseFiles, "dhcp-lease-file", "read options 143/136 from this DHCP client lease file (repeatable)")
+	fs.BoolVar(&f.dhcpCompat, "dhcp-compat", false, "also accept a plain-text URL in options 143/136 (non-RFC servers)")
+	fs.Var(&f.dnsDomains, "dns-domain", "domain for DNS discovery (repeatable; default: from DHCP or resolv.conf)")
+	fs.Var(&f.dnsServers, "dns-server", "unicast DNS server host[:port] (repeatable; default: resolv.conf)")
 	return fs
 }
 
@@ -112,6 +134,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		errorLine(stderr, usagef("unexpected argument %q", fs.Arg(0)))
 		return ExitUsage
 	}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "bootstrap-url" {
+			f.urlsOnCommandLine = true
+		}
+	})
 	if err := applyConfigFile(fs, f.config); err != nil {
 		errorLine(stderr, err)
 		return ExitUsage
@@ -236,9 +263,6 @@ func (f *runFlags) agentConfig() (agent.Config, error) {
 		AcceptedAssertions:  f.acceptAssertions,
 		BuildTime:           version.Built(),
 	}
-	if len(f.bootstrapURLs) == 0 {
-		return cfg, usagef("no --bootstrap-url given (discovery of bootstrap servers is not in this release)")
-	}
 	for _, h := range f.httpHeaders {
 		name, value, ok := strings.Cut(h, ":")
 		name = strings.TrimSpace(name)
@@ -270,6 +294,9 @@ func (f *runFlags) agentConfig() (agent.Config, error) {
 		if cfg.VoucherTrustAnchors, err = loadCertificates(f.voucherTrustAnchor); err != nil {
 			return cfg, err
 		}
+	}
+	if err := f.buildSources(&cfg); err != nil {
+		return cfg, err
 	}
 	if cfg.OSName == "" || cfg.OSVersion == "" {
 		name, ver := readOSRelease(f.osRelease)
