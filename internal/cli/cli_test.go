@@ -60,14 +60,14 @@ func labArgs(t *testing.T, def *lab.Definition) (*lab.Server, []string) {
 func TestUsageErrors(t *testing.T) {
 	_, base := labArgs(t, &lab.Definition{Status: 404})
 	for name, args := range map[string][]string{
-		"no command":       {},
-		"unknown command":  {"frobnicate"},
-		"unknown flag":     {"run", "--no-such-flag"},
-		"no source":        withoutFlag(base, "--bootstrap-url"),
-		"unknown source":   append(withoutFlag(base, "--bootstrap-url"), "--sources", "carrier-pigeon"),
-		"http bootstrap":   append(base[:0:0], append(base, "--bootstrap-url", "http://127.0.0.1:1")...),
-		"bad header":       append(base[:0:0], append(base, "--http-header", "no-colon")...),
-		"bad log level":    append(base[:0:0], append(base, "--log-level", "loud")...),
+		"no command":      {},
+		"unknown command": {"frobnicate"},
+		"unknown flag":    {"run", "--no-such-flag"},
+		"no source":       withoutFlag(base, "--bootstrap-url"),
+		"unknown source":  append(withoutFlag(base, "--bootstrap-url"), "--sources", "carrier-pigeon"),
+		"http bootstrap":  append(base[:0:0], append(base, "--bootstrap-url", "http://127.0.0.1:1")...),
+		"bad header":      append(base[:0:0], append(base, "--http-header", "no-colon")...),
+		"bad log level":   append(base[:0:0], append(base, "--log-level", "loud")...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := run(t, args...)

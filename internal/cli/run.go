@@ -22,6 +22,7 @@ import (
 	"github.com/sztp-agent/sztp-agent/agent"
 	"github.com/sztp-agent/sztp-agent/internal/logging"
 	"github.com/sztp-agent/sztp-agent/internal/version"
+	"github.com/sztp-agent/sztp-agent/tpm"
 )
 
 // Defaults of the file locations.
@@ -68,6 +69,9 @@ type runFlags struct {
 	dnsDomains          listFlag
 	dnsServers          listFlag
 	dhcpCompat          bool
+	tpm                 string
+	tpmKeyHandle        hexFlag
+	tpmCertIndex        hexFlag
 	// urlsOnCommandLine: --bootstrap-url was given as a flag, which skips
 	// discovery; from the config file they are the "url" source.
 	urlsOnCommandLine bool
@@ -89,7 +93,12 @@ func newRunFlagSet(f *runFlags, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.trustAnchor, "trust-anchor", "", "PEM bundle: a bootstrap server whose TLS certificate validates to one is trusted")
 	fs.StringVar(&f.voucherTrustAnchor, "voucher-trust-anchor", "", "PEM bundle: manufacturer trust anchors for ownership vouchers")
 	fs.StringVar(&f.idevidCert, "idevid-cert", "", "PEM: IDevID certificate followed by its intermediates")
-	fs.StringVar(&f.idevidKey, "idevid-key", "", "PEM private key of the IDevID certificate")
+	fs.StringVar(&f.idevidKey, "idevid-key", "", "PEM private key of the IDevID certificate (not with --tpm)")
+	fs.StringVar(&f.tpm, "tpm", "", "use the IDevID key in a TPM 2.0: auto (/dev/tpmrm0, then /dev/tpm0), a device path, swtpm:HOST:PORT or unix:PATH")
+	f.tpmKeyHandle = tpm.DefaultKeyHandle
+	f.tpmCertIndex = tpm.DefaultCertIndex
+	fs.Var(&f.tpmKeyHandle, "tpm-key-handle", "persistent handle of the IDevID key")
+	fs.Var(&f.tpmCertIndex, "tpm-cert-index", "NV index of the IDevID certificate (used when --idevid-cert is not given)")
 	fs.StringVar(&f.serialNumber, "serial-number", "", "serial number (default: serialNumber attribute of the IDevID certificate's subject)")
 	fs.StringVar(&f.hwModel, "hw-model", "", "hardware model sent to trusted bootstrap servers")
 	fs.StringVar(&f.osName, "os-name", "", "name of the running OS (default: NAME in /etc/os-release)")
@@ -271,14 +280,23 @@ func (f *runFlags) agentConfig() (agent.Config, error) {
 		}
 		cfg.Header.Add(name, strings.TrimSpace(value))
 	}
-	if f.idevidCert == "" || f.idevidKey == "" {
-		return cfg, usagef("--idevid-cert and --idevid-key are required")
+	var err error
+	if f.tpm != "" {
+		if f.idevidKey != "" {
+			return cfg, usagef("--idevid-key and --tpm exclude each other: the key is in the TPM")
+		}
+		if err := f.loadTPMIdentity(&cfg); err != nil {
+			return cfg, err
+		}
+	} else {
+		if f.idevidCert == "" || f.idevidKey == "" {
+			return cfg, usagef("--idevid-cert and --idevid-key are required (or --tpm)")
+		}
+		if cfg.Identity, err = loadIdentity(f.idevidCert, f.idevidKey); err != nil {
+			return cfg, err
+		}
 	}
-	identity, err := loadIdentity(f.idevidCert, f.idevidKey)
-	if err != nil {
-		return cfg, err
-	}
-	cfg.Identity = identity
+	identity := cfg.Identity
 	if cfg.SerialNumber == "" {
 		cfg.SerialNumber = identity.Leaf.Subject.SerialNumber
 	}
