@@ -11,7 +11,7 @@ LABADDR  ?= 127.0.0.1:8443
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test lab bench fuzz-short fmt vet clean help
+.PHONY: all build test lab lab-signed lab-tpm bench fuzz-short fmt vet clean help
 
 all: build ## build both binaries
 
@@ -32,7 +32,13 @@ test: ## run every test (vet, gofmt, go mod verify, race-enabled tests, static-b
 	  testdata/cms/generate.sh "$$d" >/dev/null && SZTP_CMS_FIXTURES="$$d" $(GO) test -count=1 ./agent/cms/
 
 lab: build ## start the lab bootstrap server, dry-run the agent against it, show progress and plan
-	@tools/lab.sh $(BIN) $(LABDIR) $(LABADDR)
+	@tools/lab.sh $(BIN) $(LABDIR) $(LABADDR) plain
+
+lab-signed: build ## the lab with signed data (voucher + owner certificate) over untrusted TLS
+	@tools/lab.sh $(BIN) $(LABDIR) $(LABADDR) signed
+
+lab-tpm: build ## the lab with the IDevID key in a factory-provisioned swtpm
+	@tools/lab.sh $(BIN) $(LABDIR) $(LABADDR) tpm
 
 bench: ## benchmarks, as ratios against references measured in the same run
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./image/

@@ -254,7 +254,7 @@ func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *con
 			return nil, "", false, fmt.Errorf("signed data rejected: %w", err)
 		}
 		for _, s := range res.Steps {
-			a.log.Info("signed data check passed", "check", s)
+			a.log.Debug("signed data check passed", "check", s)
 			fmt.Fprintf(a.out, "  verified: %s\n", s)
 		}
 		content, contentType, signed = res.Content, res.ContentType, true
