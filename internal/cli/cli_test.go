@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,46 @@ func TestRemovableStorageSignedArtifacts(t *testing.T) {
 	}
 	if _, err := os.Stat(applied); err == nil {
 		t.Error("configuration from an unsigned stick was applied")
+	}
+}
+
+// TestValidate: the offline check owners run before loading a server or a
+// stick, on artifacts made by the openssl CLI.
+func TestValidate(t *testing.T) {
+	const f = "../../testdata/ownership/"
+	good := []string{"validate", "--conveyed-information", f + "conveyed.cms", "--owner-certificate", f + "owner-certificate.cms",
+		"--ownership-voucher", f + "voucher.cms", "--voucher-trust-anchor", f + "voucher-trust-anchor.pem", "--idevid-cert", f + "device.crt"}
+	r := run(t, good...)
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "VALID") || !strings.Contains(r.stdout, "configuration-handling: merge") ||
+		!strings.Contains(r.stdout, "ok   owner certificate") || !strings.Contains(r.stdout, "TestOS 2.1") {
+		t.Errorf("valid set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Encrypted artifacts open with the device key.
+	enc := []string{"validate", "--conveyed-information", f + "enc-conveyed.cms", "--owner-certificate", f + "enc-owner-certificate.cms",
+		"--ownership-voucher", f + "enc-voucher.cms", "--voucher-trust-anchor", f + "voucher-trust-anchor.pem",
+		"--idevid-cert", f + "device.crt", "--idevid-key", f + "device.key"}
+	if r := run(t, enc...); r.code != cli.ExitOK || !strings.Contains(r.stdout, "decrypted with the device key") {
+		t.Errorf("encrypted set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for name, swap := range map[string][2]string{
+		"voucher from another MASA":     {f + "voucher.cms", f + "voucher-masa2.cms"},
+		"expired voucher":               {f + "voucher.cms", f + "voucher-expired.cms"},
+		"voucher for another serial":    {f + "voucher.cms", f + "voucher-serial.cms"},
+		"conveyed signed by a stranger": {f + "conveyed.cms", f + "conveyed-rogue.cms"},
+		"owner cert from another CA":    {f + "owner-certificate.cms", f + "owner-certificate-other.cms"},
+	} {
+		args := slices.Clone(good)
+		for i, a := range args {
+			if a == swap[0] {
+				args[i] = swap[1]
+			}
+		}
+		r := run(t, args...)
+		if r.code != cli.ExitFailed || !strings.Contains(r.stdout, "INVALID") {
+			t.Errorf("%s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := run(t, "validate"); r.code != cli.ExitUsage {
+		t.Errorf("no arguments: exit %d", r.code)
 	}
 }
