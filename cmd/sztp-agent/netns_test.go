@@ -62,7 +62,9 @@ func TestDiscoveryThroughDnsmasqInNetworkNamespaces(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command(netns, "teardown", id).Run() })
 	srvNS, cliNS := id+"-srv", id+"-cli"
-	inNS := func(ns string, args ...string) *exec.Cmd { return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...) }
+	inNS := func(ns string, args ...string) *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	}
 	// What a router advertisement would give the client: the on-link prefix
 	// for the /128 DHCPv6 address.
 	if out, err := inNS(cliNS, "ip", "-6", "route", "add", "2001:db8:1::/64", "dev", "veth-cli").CombinedOutput(); err != nil {
