@@ -69,6 +69,7 @@ type runFlags struct {
 	dnsDomains          listFlag
 	dnsServers          listFlag
 	dhcpCompat          bool
+	mdns                bool
 	tpm                 string
 	tpmKeyHandle        hexFlag
 	tpmCertIndex        hexFlag
@@ -127,6 +128,7 @@ func newRunFlagSet(f *runFlags, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.dhcpCompat, "dhcp-compat", false, "also accept a plain-text URL in options 143/136 (non-RFC servers)")
 	fs.Var(&f.dnsDomains, "dns-domain", "domain for DNS discovery (repeatable; default: from DHCP or resolv.conf)")
 	fs.Var(&f.dnsServers, "dns-server", "unicast DNS server host[:port] (repeatable; default: resolv.conf)")
+	fs.BoolVar(&f.mdns, "mdns", true, "ask multicast DNS (.local) before unicast DNS")
 	return fs
 }
 
@@ -179,6 +181,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer closeLog()
 	cfg.Logger = logger
+	attachLogger(cfg.Sources, logger)
 	cfg.Plan = stdout
 	if isTerminal(stderr) {
 		cfg.ImageProgress = progressBar(stderr)

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/dns"
 )
 
 // buildSources turns the discovery flags into the agent's ordered source
@@ -33,7 +36,7 @@ func (f *runFlags) buildSources(cfg *agent.Config) error {
 		case "dhcp4", "dhcp6":
 			cfg.Sources = append(cfg.Sources, f.dhcpSources(name)...)
 		case "dns":
-			if src := f.dnsSource(cfg.SerialNumber); src != nil {
+			if src := f.dnsSource(cfg.SerialNumber, cfg.Logger); src != nil {
 				cfg.Sources = append(cfg.Sources, src)
 			}
 		case "url":
@@ -70,4 +73,45 @@ func (f *runFlags) dhcpSources(family string) []agent.Source {
 	return out
 }
 
-func (f *runFlags) dnsSource(string) agent.Source { return nil }
+// attachLogger gives the sources that log the run's logger, which exists
+// only once the flags have been read.
+func attachLogger(sources []agent.Source, log *slog.Logger) {
+	for i, s := range sources {
+		switch src := s.(type) {
+		case agent.DNS:
+			src.Config.Logger = log
+			sources[i] = src
+		case *agent.DHCP:
+			src.Logger = log
+		}
+	}
+}
+
+// dnsSource: configured when a domain or a server is given, or when the
+// system's resolv.conf names a search domain.
+func (f *runFlags) dnsSource(serial string, log *slog.Logger) agent.Source {
+	c := dns.Config{Servers: f.dnsServers, Domains: f.dnsDomains, MDNS: f.mdns, Logger: log}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(f.interfaces) > 0 {
+		c.Interface = f.interfaces[0]
+	}
+	if len(c.Domains) == 0 && len(c.Servers) == 0 && !resolvConfHasDomain() {
+		return nil
+	}
+	return agent.DNS{Config: c, SerialNumber: serial}
+}
+
+func resolvConfHasDomain() bool {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && (f[0] == "search" || f[0] == "domain") {
+			return true
+		}
+	}
+	return false
+}

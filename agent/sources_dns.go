@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/sztp-agent/sztp-agent/agent/restconf"
+	"github.com/sztp-agent/sztp-agent/dns"
+)
+
+// DNS is RFC 8572 §4.2: first the device-specific TXT records
+// (<serial>._sztp.<domain>, bootstrapping data itself), then the
+// device-independent SRV records (_sztp._tcp.<domain>, servers to contact),
+// each by multicast DNS first when enabled, then unicast. DNS is an untrusted
+// source even with DNSSEC.
+type DNS struct {
+	Config       dns.Config
+	SerialNumber string
+}
+
+func (d DNS) Name() string { return "dns" }
+
+func (d DNS) Find(ctx context.Context) ([]Lead, error) {
+	var leads []Lead
+	arts, err := dns.DeviceSpecific(ctx, d.Config, d.SerialNumber)
+	switch {
+	case err == nil:
+		leads = append(leads, Lead{
+			Origin: fmt.Sprintf("dns TXT %s (%s)", arts.Name, arts.Via),
+			Data: &restconf.GetOutput{ReportingLevel: "minimal", ConveyedInformation: arts.ConveyedInformation,
+				OwnerCertificate: arts.OwnerCertificate, OwnershipVoucher: arts.OwnershipVoucher},
+		})
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case d.Config.Logger != nil:
+		d.Config.Logger.Info("no device-specific SZTP TXT records", "error", err)
+	}
+	// RFC 8572 §4.2: the device-independent records are asked when the
+	// device-specific ones do not lead to a bootstrap; as leads they come
+	// after the TXT data, so they are followed only if it fails.
+	targets, serr := dns.DeviceIndependent(ctx, d.Config)
+	if serr == nil {
+		lead := Lead{Origin: "dns SRV _sztp._tcp"}
+		for _, t := range targets {
+			lead.Servers = append(lead.Servers, ServerLead{URL: "https://" + net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port)))})
+		}
+		leads = append(leads, lead)
+	}
+	if len(leads) == 0 {
+		return nil, fmt.Errorf("no SZTP records: TXT: %v; SRV: %w", err, serr)
+	}
+	return leads, nil
+}
