@@ -1,15 +1,14 @@
 package image
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"log/slog"
-	"net/http"
 	"sort"
 	"strings"
 )
@@ -119,117 +118,56 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// bodyTap is an http.RoundTripper that hashes, counts and bounds the image
-// response body in the read path, i.e. exactly the bytes grab receives and
-// writes to the staging file.
-//
-// Why here and not grab's Request.SetChecksum: SetChecksum hashes by reading
-// the finished file back from disk, which doubles the I/O for a multi-GB
-// image and leaves a window in which the file could change between writing
-// and hashing. grab gives no hook into its copy loop and opens the file
-// itself, so the response body — which grab reads through the http.Client we
-// hand it — is the one place to see every byte once, as it streams.
-//
-// A bodyTap serves one download attempt and is used by grab from two
-// goroutines in sequence: RoundTrip runs in Fetch's goroutine (inside
-// grab.Client.Do), the body is read in grab's copy goroutine, and the results
-// are read after grab's Response.Done is closed, which orders all of it.
-type bodyTap struct {
-	base     http.RoundTripper
-	hashes   map[string]hash.Hash
-	hashSink io.Writer // all of hashes
-	maxSize  int64     // 0 = unlimited
-	activity func()    // called whenever the server shows signs of life
-
-	bytesSeen int64
-	tapped    bool
+// digester computes every expected algorithm over one byte stream. It is
+// fed by the download pipeline in the order the bytes go to the file, so its
+// state always describes the file's first n bytes.
+type digester struct {
+	names  []string
+	hashes []hash.Hash
+	n      int64
 }
 
-func newBodyTap(base http.RoundTripper, algorithms []string, maxSize int64, activity func()) *bodyTap {
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	t := &bodyTap{
-		base:     base,
-		hashes:   make(map[string]hash.Hash, len(algorithms)),
-		maxSize:  maxSize,
-		activity: activity,
-	}
-	sinks := make([]io.Writer, 0, len(algorithms))
+func newDigester(algorithms []string) *digester {
+	d := &digester{names: algorithms}
 	for _, name := range algorithms {
-		h := hashConstructors[name]()
-		t.hashes[name] = h
-		sinks = append(sinks, h)
+		d.hashes = append(d.hashes, hashConstructors[name]())
 	}
-	t.hashSink = io.MultiWriter(sinks...)
-	return t
+	return d
 }
 
-// client returns a copy of c whose transport goes through the tap; the
-// caller's client is never modified, so it stays safe to share.
-func (t *bodyTap) client(c *http.Client) *http.Client {
-	tapped := *c
-	if c.Transport != nil {
-		t.base = c.Transport
+func (d *digester) Write(p []byte) (int, error) {
+	// A loop rather than io.MultiWriter: this runs once per chunk of a
+	// multi-GB stream, and hash.Hash.Write never fails.
+	for _, h := range d.hashes {
+		h.Write(p)
 	}
-	tapped.Transport = t
-	return &tapped
+	d.n += int64(len(p))
+	return len(p), nil
 }
 
-func (t *bodyTap) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
+func (d *digester) reset() {
+	for _, h := range d.hashes {
+		h.Reset()
 	}
-	t.activity()
-	// Only a successful GET carries the image. Redirect and error bodies
-	// are drained or discarded by http.Client and grab, and must not reach
-	// the hashes.
-	if req.Method != http.MethodGet || resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp, nil
-	}
-	if t.maxSize > 0 && resp.ContentLength > t.maxSize {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: server announces %d bytes, the limit is %d",
-			ErrTooLarge, resp.ContentLength, t.maxSize)
-	}
-	// The hashes cover one body from its first byte. A second image body
-	// in the same attempt would mean the file and the hashes disagree about
-	// where the image starts, so refuse it rather than guess.
-	if t.tapped {
-		resp.Body.Close()
-		return nil, errors.New("more than one image response in a single download attempt")
-	}
-	t.tapped = true
-	resp.Body = &tappedBody{ReadCloser: resp.Body, tap: t}
-	return resp, nil
+	d.n = 0
 }
 
-// digests returns the digests of the bytes read so far.
-func (t *bodyTap) digests() map[string][]byte {
-	sums := make(map[string][]byte, len(t.hashes))
-	for name, h := range t.hashes {
-		sums[name] = h.Sum(nil)
+// sums returns the digests of the bytes written so far.
+func (d *digester) sums() map[string][]byte {
+	sums := make(map[string][]byte, len(d.hashes))
+	for i, h := range d.hashes {
+		sums[d.names[i]] = h.Sum(nil)
 	}
 	return sums
 }
 
-type tappedBody struct {
-	io.ReadCloser
-	tap *bodyTap
-}
-
-func (b *tappedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		t := b.tap
-		if t.maxSize > 0 && t.bytesSeen+int64(n) > t.maxSize {
-			// Drop these bytes: grab must not write beyond the limit.
-			return 0, fmt.Errorf("%w: more than %d bytes received", ErrTooLarge, t.maxSize)
+// check compares the digests with every expected entry.
+func (d *digester) check(uri string, expected []expectedDigest) (map[string][]byte, error) {
+	sums := d.sums()
+	for _, e := range expected {
+		if got := sums[e.algorithm]; !bytes.Equal(got, e.digest) {
+			return nil, &HashMismatchError{URI: uri, Algorithm: e.algorithm, Want: e.digest, Got: got}
 		}
-		t.bytesSeen += int64(n)
-		t.hashSink.Write(p[:n]) // hash.Hash.Write never fails
-		t.activity()
 	}
-	return n, err
+	return sums, nil
 }

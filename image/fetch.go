@@ -2,9 +2,18 @@
 // conveyed information (the "boot-image" node of onboarding-information).
 //
 // Each download-uri is tried in order. The response body is hashed as it
-// streams to a staging file, and the file is moved into place only once
-// every supported image-verification digest matches, so a rejected or
-// partial image never appears under its final name.
+// streams to a partial file — one pass, no second read — and the file is
+// fsynced and renamed into place only once every supported
+// image-verification digest matches, so a rejected or partial image never
+// appears under its final name.
+//
+// An interrupted download is resumed: the partial file stays in Dir under a
+// name derived from the expected digests, with a JSON sidecar naming the
+// server and its validator. The next attempt — on the same URI after a cut
+// connection, on the next download-uri, or after the agent restarts —
+// re-hashes the partial once and asks only for the missing bytes (Range,
+// with If-Range where the server gave a validator). A server that ignores
+// Range or whose object changed makes the download start over.
 //
 // Server authentication is best effort, as RFC 8572 §5.3 allows: the image
 // server may be reached over plain http, or over https with a certificate
@@ -13,7 +22,6 @@
 package image
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,10 +34,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/cavaliergopher/grab/v3"
-
-	"github.com/sztp-agent/sztp-agent/internal/version"
 )
 
 // Errors a download attempt can fail with, for errors.Is.
@@ -37,6 +41,9 @@ var (
 	ErrTooLarge          = errors.New("image exceeds the size limit")
 	ErrStalled           = errors.New("image server stopped sending data")
 	ErrUnsupportedScheme = errors.New("unsupported download-uri scheme")
+	// ErrInsufficientSpace: the announced image does not fit on the file
+	// system holding Dir.
+	ErrInsufficientSpace = errors.New("not enough free space for the image")
 )
 
 // errNoVerifiedImage leads the joined error when every URI failed.
@@ -45,17 +52,19 @@ var errNoVerifiedImage = errors.New("no download-uri yielded a verified image")
 const (
 	defaultStallTimeout     = 60 * time.Second
 	defaultProgressInterval = time.Second
-	// copyBufferSize is grab's read/write chunk. Larger than grab's 32 KiB
-	// default to cut write syscalls on multi-GB images; still small enough
-	// that stall detection and progress stay fine-grained.
-	copyBufferSize = 256 << 10
+	// maxResumesPerURI bounds how often one URI is resumed within a Fetch
+	// after its connection broke. Each resume must have made progress, so
+	// this only stops a server that keeps cutting connections.
+	maxResumesPerURI = 3
 )
 
 // Fetcher downloads boot images.
 type Fetcher struct {
 	// Dir is the staging directory (e.g. <state-dir>/images), created with
 	// mode 0700 if missing. Images are placed here under a name derived
-	// from the URI; in-progress downloads are hidden ".partial-*" files.
+	// from the URI; in-progress downloads are hidden ".partial-*" files
+	// that survive a failed Fetch so the next one can resume. Fetch removes
+	// partials of other images, so one Dir serves one Fetch at a time.
 	Dir string
 	// Client authenticates https image servers (trust anchors + system
 	// roots). nil means a default client with the system roots. Mind that
@@ -71,8 +80,8 @@ type Fetcher struct {
 	// an error.
 	MaxSize int64
 	// StallTimeout fails a URI when no bytes arrive for this long,
-	// including while connecting and waiting for the response headers.
-	// 0 means 60s.
+	// including while connecting and waiting for the response headers;
+	// the next URI then continues the transfer. 0 means 60s.
 	StallTimeout time.Duration
 	// Progress, if set, is called from Fetch's goroutine every
 	// ProgressInterval during a transfer and once when a URI's transfer
@@ -96,7 +105,8 @@ type Result struct {
 //
 // want must contain at least one supported algorithm, otherwise Fetch fails
 // before any request is made. Unsupported algorithms alongside are ignored.
-// A cancelled ctx stops the current transfer and skips the remaining URIs.
+// A cancelled ctx stops the current transfer and skips the remaining URIs;
+// what was received stays in Dir for the next Fetch to resume.
 func (f *Fetcher) Fetch(ctx context.Context, uris []string, want []Verification) (*Result, error) {
 	logger := f.logger()
 	expected, err := supportedDigests(want, logger)
@@ -112,6 +122,14 @@ func (f *Fetcher) Fetch(ctx context.Context, uris []string, want []Verification)
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating image staging directory: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, errors.Join(errNoVerifiedImage, err)
+	}
+	p, err := openPartial(f.Dir, expected, f.MaxSize, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
 
 	failures := []error{errNoVerifiedImage}
 	for i, uri := range uris {
@@ -119,15 +137,13 @@ func (f *Fetcher) Fetch(ctx context.Context, uris []string, want []Verification)
 			failures = append(failures, err)
 			break
 		}
-		logger.Info("downloading boot image", "uri", uri, "attempt", i+1, "uris", len(uris))
-		result, err := f.fetchURI(ctx, uri, expected)
+		logger.Info("downloading boot image", "uri", uri, "attempt", i+1, "uris", len(uris), "resume_from", p.size())
+		result, err := f.fetchURI(ctx, uri, expected, p)
 		if err == nil {
-			logger.Info("boot image verified and staged",
-				"uri", uri, "path", result.Path, "size", result.Size)
 			return result, nil
 		}
 		err = fmt.Errorf("downloading %s: %w", uri, err)
-		logger.Warn("boot image download failed", "uri", uri, "err", err)
+		logger.Warn("boot image download failed", "uri", uri, "err", err, "partial_bytes", p.size())
 		failures = append(failures, err)
 	}
 	return nil, errors.Join(failures...)
@@ -135,7 +151,7 @@ func (f *Fetcher) Fetch(ctx context.Context, uris []string, want []Verification)
 
 // fetchURI downloads one URI, falling back to InsecureClient once if the
 // server's certificate cannot be verified.
-func (f *Fetcher) fetchURI(ctx context.Context, uri string, expected []expectedDigest) (*Result, error) {
+func (f *Fetcher) fetchURI(ctx context.Context, uri string, expected []expectedDigest, p *partial) (*Result, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, err
@@ -147,7 +163,7 @@ func (f *Fetcher) fetchURI(ctx context.Context, uri string, expected []expectedD
 		return nil, fmt.Errorf("%w %q (only https and http)", ErrUnsupportedScheme, u.Scheme)
 	}
 
-	result, err := f.download(ctx, uri, f.client(), expected)
+	result, err := f.download(ctx, uri, f.client(), expected, p)
 	if err != nil {
 		why := certificateVerificationError(err)
 		if why == nil || f.InsecureClient == nil || ctx.Err() != nil {
@@ -155,7 +171,7 @@ func (f *Fetcher) fetchURI(ctx context.Context, uri string, expected []expectedD
 		}
 		f.logger().Warn("image server certificate not verified; retrying without server authentication, relying on the image digest",
 			"uri", uri, "err", why)
-		unauthenticated, retryErr := f.download(ctx, uri, f.InsecureClient, expected)
+		unauthenticated, retryErr := f.download(ctx, uri, f.InsecureClient, expected, p)
 		if retryErr != nil {
 			return nil, errors.Join(err, fmt.Errorf("retrying without server authentication: %w", retryErr))
 		}
@@ -192,77 +208,98 @@ func certificateVerificationError(err error) error {
 	return nil
 }
 
-// download makes one attempt at uri with client: transfer to a staging file
-// while hashing, verify, then move into place. On any failure the staging
-// file is removed.
-func (f *Fetcher) download(ctx context.Context, uri string, client *http.Client, expected []expectedDigest) (_ *Result, err error) {
-	staging, err := os.CreateTemp(f.Dir, stagingPattern)
-	if err != nil {
-		return nil, fmt.Errorf("creating staging file: %w", err)
-	}
-	stagingPath := staging.Name()
-	staging.Close()
-	defer func() {
+// download gets the image from uri with client into p — resuming what p
+// holds — verifies it and moves it into place. A connection that breaks
+// after delivering bytes is resumed on the same URI; a stall, a refusal or
+// an HTTP error returns, leaving p for the next URI or Fetch. Only a
+// rejected image (hash mismatch, too large) is deleted.
+func (f *Fetcher) download(ctx context.Context, uri string, client *http.Client, expected []expectedDigest, p *partial) (*Result, error) {
+	logger := f.logger()
+	resumes, restarted, cleanRetried := 0, false, false
+	for {
+		a := &attempt{f: f, uri: uri, client: client, p: p}
+		res, err := a.run(ctx)
 		if err != nil {
-			os.Remove(stagingPath)
+			var restart *errRestart
+			switch {
+			case errors.As(err, &restart) && !restarted:
+				logger.Info("partial download not resumable here", "uri", uri, "reason", restart.reason)
+				restarted = true
+				if err := p.restart(); err != nil {
+					return nil, err
+				}
+				continue
+			case errors.Is(err, ErrTooLarge):
+				return nil, errors.Join(err, p.discard())
+			case ctx.Err() != nil, errors.Is(err, ErrStalled):
+				return nil, err
+			case p.size() > a.started && resumes < maxResumesPerURI:
+				// Bytes arrived, then the connection broke: ask the
+				// same server for the rest.
+				resumes++
+				logger.Warn("image transfer interrupted; resuming", "uri", uri, "at", p.size(), "err", err)
+				continue
+			}
+			return nil, err
 		}
-	}()
 
-	// The stall watchdog cancels the attempt, not the caller's ctx, so the
-	// next URI can still be tried; the cause tells the two apart.
-	attemptCtx, cancelAttempt := context.WithCancelCause(ctx)
-	defer cancelAttempt(nil)
-	stallTimeout := f.stallTimeout()
-	watchdog := time.AfterFunc(stallTimeout, func() { cancelAttempt(ErrStalled) })
-	defer watchdog.Stop()
-
-	tap := newBodyTap(nil, algorithmNames(expected), f.MaxSize, func() { watchdog.Reset(stallTimeout) })
-	req, err := grab.NewRequest(stagingPath, uri)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(attemptCtx)
-	// Resume is off: grab would append to an existing partial file whose
-	// bytes never went through the tap, so the digest would be wrong.
-	// Resuming needs the partial re-hashed first (and a Range-aware tap).
-	req.NoResume = true
-	req.NoCreateDirectories = true
-	// The server's Last-Modified is irrelevant to a verified image.
-	req.IgnoreRemoteTime = true
-	requestedScheme := req.URL().Scheme
-	transfer := (&grab.Client{
-		HTTPClient: tap.client(client),
-		UserAgent:  version.UserAgent(),
-		BufferSize: copyBufferSize,
-	}).Do(req)
-	f.awaitTransfer(uri, transfer)
-	if err := transfer.Err(); err != nil {
-		if ctx.Err() == nil && errors.Is(context.Cause(attemptCtx), ErrStalled) {
-			return nil, fmt.Errorf("%w: nothing received for %s", ErrStalled, stallTimeout)
+		digests, err := p.digests.check(uri, expected)
+		if err != nil {
+			if p.resumed && !cleanRetried {
+				// The partial was resumed from an earlier attempt, a
+				// crash or another mirror; any of these may be why.
+				// One clean download from this URI settles it.
+				logger.Warn("resumed image does not match; downloading it again from the start", "uri", uri, "err", err)
+				cleanRetried = true
+				if err := p.restart(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, errors.Join(err, p.discard())
 		}
-		return nil, err
+		return f.place(uri, p, digests, res, expected)
 	}
-	watchdog.Stop()
+}
 
-	if err := checkStagedSize(stagingPath, tap.bytesSeen); err != nil {
-		return nil, err
-	}
-	digests := tap.digests()
-	for _, e := range expected {
-		if got := digests[e.algorithm]; !bytes.Equal(got, e.digest) {
-			return nil, &HashMismatchError{URI: uri, Algorithm: e.algorithm, Want: e.digest, Got: got}
-		}
+// place moves the verified partial to its final name and builds the result.
+func (f *Fetcher) place(uri string, p *partial, digests map[string][]byte, res *transferResult, expected []expectedDigest) (*Result, error) {
+	size := p.size()
+	if err := checkStagedSize(p.file, size); err != nil {
+		return nil, errors.Join(err, p.discard())
 	}
 	if f.Progress != nil {
-		f.Progress(uri, tap.bytesSeen, tap.bytesSeen)
+		f.Progress(uri, size, size)
 	}
-
 	finalPath := filepath.Join(f.Dir, finalName(uri))
-	if err := placeAtomically(stagingPath, finalPath); err != nil {
-		return nil, err
+	// The only fsync of the download: the image must be on disk before it
+	// gets the name that says "verified". Measured apart because it is
+	// the one cost a page-cache-only reference does not pay.
+	syncStart := time.Now()
+	syncErr := p.file.Sync()
+	syncTime := time.Since(syncStart)
+	closeErr := p.file.Close()
+	p.file = nil
+	if err := errors.Join(syncErr, closeErr); err != nil {
+		return nil, errors.Join(fmt.Errorf("syncing staged image: %w", err), p.discard())
 	}
-	result := &Result{Path: finalPath, URI: uri, Size: tap.bytesSeen, Digests: digests}
-	if final := transfer.HTTPResponse.Request.URL; final.Scheme == "http" && requestedScheme != "http" {
+	if err := os.Rename(p.path, finalPath); err != nil {
+		return nil, errors.Join(fmt.Errorf("placing staged image: %w", err), p.discard())
+	}
+	if err := syncPath(f.Dir, os.O_RDONLY); err != nil {
+		// Without the directory entry on disk the image may vanish on
+		// power loss; report it as not placed rather than leave it behind.
+		os.Remove(finalPath)
+		return nil, errors.Join(fmt.Errorf("syncing image directory: %w", err), p.discard())
+	}
+	// The data file is gone (renamed); clear the state so nothing is kept.
+	if err := p.discard(); err != nil {
+		f.logger().Warn("removing partial download sidecar", "err", err)
+	}
+	f.logger().Info("boot image verified and staged",
+		"uri", uri, "path", finalPath, "size", size, "fsync", syncTime)
+	result := &Result{Path: finalPath, URI: uri, Size: size, Digests: digests}
+	if final := res.finalURL; final != nil && final.Scheme == "http" && !isPlainHTTP(uri) {
 		result.Warnings = append(result.Warnings, fmt.Sprintf(
 			"image server %s redirected to plain http (%s); integrity from %s",
 			uri, final.Redacted(), strings.Join(algorithmNames(expected), ", ")))
@@ -270,56 +307,23 @@ func (f *Fetcher) download(ctx context.Context, uri string, client *http.Client,
 	return result, nil
 }
 
-// awaitTransfer blocks until grab finishes, reporting progress meanwhile.
-func (f *Fetcher) awaitTransfer(uri string, transfer *grab.Response) {
-	if f.Progress == nil {
-		<-transfer.Done
-		return
-	}
-	interval := f.ProgressInterval
-	if interval <= 0 {
-		interval = defaultProgressInterval
-	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-transfer.Done:
-			return
-		case <-ticker.C:
-			f.Progress(uri, transfer.BytesComplete(), transfer.Size())
-		}
-	}
+func isPlainHTTP(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Scheme == "http"
 }
 
 // checkStagedSize makes sure the staging file holds exactly the bytes that
 // were hashed — the digest vouches for nothing else.
-func checkStagedSize(path string, hashed int64) error {
-	info, err := os.Stat(path)
+func checkStagedSize(file *os.File, hashed int64) error {
+	if file == nil {
+		return errors.New("no staging file")
+	}
+	info, err := file.Stat()
 	if err != nil {
 		return fmt.Errorf("inspecting staging file: %w", err)
 	}
 	if info.Size() != hashed {
 		return fmt.Errorf("staging file holds %d bytes but %d were hashed", info.Size(), hashed)
-	}
-	return nil
-}
-
-// placeAtomically makes the staged file durable and then gives it its final
-// name, so that after a crash the final name holds either the old image or
-// the complete new one. The rename replaces an earlier image of that name.
-func placeAtomically(stagingPath, finalPath string) error {
-	if err := syncPath(stagingPath, os.O_WRONLY); err != nil {
-		return fmt.Errorf("syncing staged image: %w", err)
-	}
-	if err := os.Rename(stagingPath, finalPath); err != nil {
-		return fmt.Errorf("placing staged image: %w", err)
-	}
-	if err := syncPath(filepath.Dir(finalPath), os.O_RDONLY); err != nil {
-		// Without the directory entry on disk the image may vanish on
-		// power loss; report it as not placed rather than leave it behind.
-		os.Remove(finalPath)
-		return fmt.Errorf("syncing image directory: %w", err)
 	}
 	return nil
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // benchImageSize is served from memory over loopback TLS by both benchmarks,
-// so their ratio shows what Fetch (grab, staging file, fsync, rename) costs
-// on top of the unavoidable TLS transfer plus hashing.
+// so their ratio shows what Fetch (pipelined write, fsync, rename) costs on
+// top of the unavoidable TLS transfer plus hashing. Server and client share
+// the process and its cores here; tools/bench.sh measures the real agent.
 const benchImageSize = 64 << 20
 
 func benchServer(b *testing.B) (url string, client *http.Client, content []byte) {

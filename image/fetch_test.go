@@ -73,6 +73,17 @@ func assertDirEmpty(t *testing.T, dir string) {
 	}
 }
 
+// assertNoImage checks that dir holds no image: at most the hidden partial
+// download and its sidecar, kept for a resume.
+func assertNoImage(t *testing.T, dir string) {
+	t.Helper()
+	for _, name := range dirEntries(t, dir) {
+		if !strings.HasPrefix(name, partialPrefix) {
+			t.Errorf("%s holds %q, which is not a partial download", dir, name)
+		}
+	}
+}
+
 func TestFetchSuccess(t *testing.T) {
 	fx := newFixture(t, 1<<20+123)
 	var lastDone, lastTotal int64
@@ -487,7 +498,8 @@ func TestFetchStall(t *testing.T) {
 	if elapsed < fx.fetcher.StallTimeout || elapsed > 5*time.Second {
 		t.Errorf("stall detected after %v with StallTimeout %v", elapsed, fx.fetcher.StallTimeout)
 	}
-	assertDirEmpty(t, fx.fetcher.Dir)
+	// What arrived is kept for a resume, but never as an image.
+	assertNoImage(t, fx.fetcher.Dir)
 
 	// A stalled URI only fails that URI; the next one is still tried.
 	res, err := fx.fetcher.Fetch(context.Background(), []string{hangURI, fx.url}, fx.sha256())
@@ -523,7 +535,7 @@ func TestFetchContextCancel(t *testing.T) {
 	if n := fx.server.requests.Load(); n != 0 {
 		t.Errorf("next URI tried %d times after cancellation", n)
 	}
-	assertDirEmpty(t, fx.fetcher.Dir)
+	assertNoImage(t, fx.fetcher.Dir)
 
 	// Already cancelled: nothing is requested at all.
 	before := hang.requests.Load()

@@ -12,10 +12,6 @@ const fallbackName = "image"
 // maxNameLength keeps names well under every file system's limit.
 const maxNameLength = 128
 
-// stagingPattern names in-progress downloads. The leading dot keeps them
-// apart from final names, which never start with one (see finalName).
-const stagingPattern = ".partial-*"
-
 // finalName derives the staged image's file name from the last element of the
 // URI's path. The URI comes from conveyed information, so the result is
 // reduced to a single, plain element: no separators, no "..", no leading dot,
