@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -209,6 +210,9 @@ func (r *onboarding) bootImage(ctx context.Context) (bool, error) {
 		return fail(errors.New("no reboot command configured (--reboot-command)"))
 	}
 
+	// The bootstrap exchange's garbage goes back to the system before the
+	// one large transfer: on a small device peak memory is what counts.
+	debug.FreeOSMemory()
 	res, err := r.fetcher().Fetch(ctx, bi.DownloadURIs, verifications(bi))
 	if err != nil {
 		return fail(err)
@@ -311,13 +315,7 @@ func verifications(bi *conveyed.BootImage) []image.Verification {
 // fails the download still goes ahead, because integrity comes from the hash
 // in conveyed information, and a boot-image-warning says so.
 func (r *onboarding) fetcher() *image.Fetcher {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	for _, c := range append(append([]*x509.Certificate{}, r.cfg.TrustAnchors...), r.conn.anchors...) {
-		roots.AddCert(c)
-	}
+	anchors := append(append([]*x509.Certificate{}, r.cfg.TrustAnchors...), r.conn.anchors...)
 	client := func(tc *tls.Config) *http.Client {
 		var tr *http.Transport
 		if r.cfg.Transport != nil {
@@ -329,15 +327,46 @@ func (r *onboarding) fetcher() *image.Fetcher {
 		tr.TLSClientConfig = tc
 		return &http.Client{Transport: tr}
 	}
+	// The IDevID goes along in case the image server asks for it (Go only
+	// sends it on request): servers that serve per-device images identify
+	// the device that way.
+	ids := []tls.Certificate{r.cfg.Identity}
 	return &image.Fetcher{
 		Dir: r.imagesDir(),
-		// The IDevID goes along in case the image server asks for it (Go
-		// only sends it on request): servers that serve per-device images
-		// identify the device that way.
-		Client:         client(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Certificates: []tls.Certificate{r.cfg.Identity}}),
-		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{r.cfg.Identity}}),
+		Client: client(&tls.Config{MinVersion: tls.VersionTLS12, Certificates: ids,
+			InsecureSkipVerify: true, VerifyConnection: anchorsThenSystemRoots(anchors)}),
+		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: ids}),
 		Logger:         r.log,
 		Progress:       r.cfg.ImageProgress,
+	}
+}
+
+// anchorsThenSystemRoots verifies a server against the trust anchors first
+// and only then against the system roots: parsing the system bundle costs
+// megabytes of memory on a small device, and the image usually comes from
+// the owner's own servers.
+func anchorsThenSystemRoots(anchors []*x509.Certificate) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("image server sent no certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		opts := x509.VerifyOptions{DNSName: cs.ServerName, Intermediates: inter}
+		if len(anchors) > 0 {
+			opts.Roots = x509.NewCertPool()
+			for _, a := range anchors {
+				opts.Roots.AddCert(a)
+			}
+			if _, err := cs.PeerCertificates[0].Verify(opts); err == nil {
+				return nil
+			}
+		}
+		opts.Roots = nil // the system roots
+		_, err := cs.PeerCertificates[0].Verify(opts)
+		return err
 	}
 }
 

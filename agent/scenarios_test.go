@@ -740,3 +740,25 @@ func TestUnsignedRedirectFromUntrustedServerDiscardsTrustAnchor(t *testing.T) {
 		t.Errorf("second server requests %v, want one provisional request", req)
 	}
 }
+
+// TestImageFromUnauthenticatedServerIsHashVerified: the image server's TLS
+// certificate validates to nothing the device trusts; the download still
+// happens (integrity comes from the signed hash) and the plan warns.
+func TestImageFromUnauthenticatedServerIsHashVerified(t *testing.T) {
+	d := newDevice(t)
+	d.trustVouchers()
+	img := testImage()
+	def := fullOnboarding(d, img)
+	def.Signed = &lab.Signing{}
+	s := untrustedServer(d, "stranger", def)
+	outcome, err := d.run(s.URL())
+	if err != nil || outcome != agent.Rebooting {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if installed, _ := os.ReadFile(d.mark("installed.img")); !bytes.Equal(installed, img) {
+		t.Error("installed image differs")
+	}
+	if !strings.Contains(d.plan.String(), "not authenticated") {
+		t.Errorf("no warning about the unauthenticated image server in the plan:\n%s", d.plan.String())
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -90,30 +89,66 @@ const (
 	formatKeyValue
 )
 
-var (
-	dhclientDecl = regexp.MustCompile(`(?m)^\s*lease6?\s*\{`)
-	keyValueLine = regexp.MustCompile(`(?m)^[A-Z][A-Z0-9_]*=`)
-)
-
+// sniffLeaseFormat looks for a line that opens a dhclient declaration
+// ("lease {" or "lease6 {") or a KEY=value line. Plain string code rather
+// than regexp: the regexp engine alone adds ~100 KB to the static binary.
 func sniffLeaseFormat(data []byte) leaseFormat {
-	switch {
-	case dhclientDecl.Match(data):
-		return formatDhclient
-	case keyValueLine.Match(data):
+	keyValue := false
+	for _, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		for _, kw := range []string{"lease6", "lease"} {
+			if rest, ok := strings.CutPrefix(t, kw); ok && strings.HasPrefix(strings.TrimSpace(rest), "{") {
+				return formatDhclient
+			}
+		}
+		if !keyValue && isKeyValueLine(line) {
+			keyValue = true
+		}
+	}
+	if keyValue {
 		return formatKeyValue
 	}
 	return formatUnknown
 }
 
-// nmLeaseName matches NetworkManager's internal-client lease file names,
-// internal-<connection uuid>-<iface>.lease.
-var nmLeaseName = regexp.MustCompile(`^internal-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}-(.+)\.lease$`)
-
-func nmLeaseInterface(base string) string {
-	if m := nmLeaseName.FindStringSubmatch(base); m != nil {
-		return m[1]
+// isKeyValueLine: [A-Z][A-Z0-9_]*= at the start of the line.
+func isKeyValueLine(line string) bool {
+	key, _, ok := strings.Cut(line, "=")
+	if !ok || key == "" || key[0] < 'A' || key[0] > 'Z' {
+		return false
 	}
-	return ""
+	for _, c := range key {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// nmLeaseInterface returns <iface> of NetworkManager's internal-client lease
+// file names, internal-<connection uuid>-<iface>.lease, or "".
+func nmLeaseInterface(base string) string {
+	rest, ok := strings.CutPrefix(base, "internal-")
+	if !ok {
+		return ""
+	}
+	rest, ok = strings.CutSuffix(rest, ".lease")
+	if !ok || len(rest) < 38 || rest[36] != '-' {
+		return ""
+	}
+	for i, c := range rest[:36] {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return ""
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return ""
+			}
+		}
+	}
+	return rest[37:]
 }
 
 // ---------------------------------------------------------------------------

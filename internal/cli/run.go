@@ -17,8 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/sztp-agent/sztp-agent/agent"
 	"github.com/sztp-agent/sztp-agent/internal/logging"
 	"github.com/sztp-agent/sztp-agent/internal/version"
@@ -222,13 +220,13 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		}
 		return usagef("reading config file: %w", err)
 	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	doc, err := parseConfigFile(string(data))
+	if err != nil {
 		return usagef("parsing config file %s: %w", path, err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for key, value := range doc {
+	for key, values := range doc {
 		fl := fs.Lookup(key)
 		if fl == nil || key == "config" {
 			return usagef("config file %s: unknown key %q", path, key)
@@ -236,16 +234,8 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		if set[key] {
 			continue
 		}
-		values, ok := value.([]any)
-		if !ok {
-			values = []any{value}
-		}
 		for _, v := range values {
-			s := fmt.Sprint(v)
-			if v == nil {
-				s = ""
-			}
-			if err := fs.Set(key, s); err != nil {
+			if err := fs.Set(key, v); err != nil {
 				return usagef("config file %s: key %q: %w", path, key, err)
 			}
 		}
