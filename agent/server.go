@@ -38,8 +38,6 @@ var (
 	// ErrServerNotAuthenticated: a server named with a trust anchor by
 	// trusted redirect information failed authentication.
 	ErrServerNotAuthenticated = errors.New("bootstrap server not authenticated by the trust anchor its redirect gave")
-	// ErrUnsupported: well-formed data this build cannot process yet.
-	ErrUnsupported = errors.New("not supported by this build")
 )
 
 // target is one bootstrap server to contact, with the trust material that
