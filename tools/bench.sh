@@ -21,9 +21,13 @@
 # references pay neither. The fsync time is printed separately (from the
 # agent's log). Peak RSS is the agent's, from /usr/bin/time.
 #
-# Finally a resume: the agent is killed (SIGKILL) mid-download, run again,
+# Then a resume: the agent is killed (SIGKILL) mid-download, run again,
 # and the server's sent-byte count (wchar in /proc/PID/io) for that second
 # run is compared with the bytes that were missing.
+#
+# Finally the CPU time of a whole bootstrap without an image with signed
+# data (voucher, owner certificate, CMS verification) against the same
+# bootstrap with unsigned data from a trusted server, alternating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -215,6 +219,63 @@ for size in "${sizes[@]}"; do
   stop_server
   rm -f "$img"
 done
+
+# Signed bootstrap without an image: the CPU the agent spends on a whole
+# bootstrap when the data is signed (voucher, owner certificate, CMS
+# signatures, nonce) against the same bootstrap with unsigned data from a
+# trusted server, measured in the same run, alternating.
+echo
+echo "== signed bootstrap, no image: agent CPU time (user+sys), signed vs unsigned"
+bootstrap_cpu() { # signed|unsigned; prints CPU µs per bootstrap
+  # /usr/bin/time counts in 10 ms steps, so each sample is a batch of
+  # bootstraps (a fresh state dir each) timed together.
+  local batch=20
+  cat >"$dir/batch.sh" <<EOS
+#!/bin/sh
+set -e
+i=0
+while [ \$i -lt $batch ]; do
+  rm -rf "$dir/state"
+  "$agent" run --once --bootstrap-url "$URL" --trust-anchor "$TRUST_ANCHOR" \\
+    --voucher-trust-anchor "$VOUCHER_TRUST_ANCHOR" --idevid-cert "$IDEVID_CERT" --idevid-key "$IDEVID_KEY" \\
+    --os-name BenchOS --os-version 2.0 --state-dir "$dir/state" --run-dir "$dir/run" --ssh-host-key-dir "$dir/no-ssh-keys" \\
+    --config-apply-command true >"$dir/agent.out" 2>"$dir/agent.log"
+  i=\$((i + 1))
+done
+EOS
+  chmod +x "$dir/batch.sh"
+  /usr/bin/time -f "%U %S" -o "$dir/cpu.txt" "$dir/batch.sh" || { echo "bench: $1 bootstrap failed" >&2; cat "$dir/agent.log" >&2; exit 1; }
+  if [ "$1" = signed ] && ! grep -q "signed by the owner certificate: signature verified" "$dir/agent.out"; then
+    echo "bench: the signed bootstrap did not verify signed data" >&2; exit 1
+  fi
+  rm -rf "$dir/state"
+  awk -v n=$batch '{printf "%d\n", ($1 + $2) * 1000000 / n}' "$dir/cpu.txt"
+}
+start_cfg_server() { # signed|unsigned
+  printf 'reporting-level: minimal\nonboarding:\n  configuration: cfg.txt\n  configuration-handling: merge\n' >"$dir/def.yaml"
+  [ "$1" = signed ] && printf 'signed:\n  content-type: json\n' >>"$dir/def.yaml"
+  echo "hostname bench" >"$dir/cfg.txt"
+  rm -f "$dir/ready.env"
+  "$dir/bin/sztp-lab" --dir "$dir/lab" --addr "$addr" --serial-number SN-BENCH \
+    --definition "$dir/def.yaml" --ready-file "$dir/ready.env" >"$dir/server.out" 2>"$dir/server.log" &
+  server=$!
+  for _ in $(seq 1 300); do [ -s "$dir/ready.env" ] && break; sleep 0.1; done
+  # shellcheck disable=SC1091
+  . "$dir/ready.env"
+}
+sig=() uns=()
+for _ in $(seq 1 $((runs * 2))); do
+  for kind in signed unsigned; do
+    start_cfg_server "$kind"
+    v=$(bootstrap_cpu "$kind")
+    stop_server
+    if [ "$kind" = signed ]; then sig+=("$v"); else uns+=("$v"); fi
+  done
+done
+ms=$(printf '%s\n' "${sig[@]}" | median) mu=$(printf '%s\n' "${uns[@]}" | median)
+line=$(awk -v s="$ms" -v u="$mu" 'BEGIN {printf "bootstrap without image, agent CPU per run: signed %.1f ms, unsigned %.1f ms, signed/unsigned %.2f (medians of %d batches of 20)", s/1000, u/1000, (u > 0 ? s / u : 0), '$((runs * 2))'}')
+echo "$line"
+summary+=("$line")
 
 echo
 echo "== summary (medians of $runs; stripped binary $binsize bytes)"
