@@ -373,7 +373,7 @@ func (a *Agent) followLead(ctx context.Context, lead Lead) (Outcome, error) {
 	if lead.Data != nil {
 		a.log.Info("processing bootstrapping data found locally", "origin", lead.Origin)
 		fmt.Fprintf(a.out, "%s: bootstrapping data found (untrusted source)\n", lead.Origin)
-		t := target{base: lead.Origin, imageBase: lead.ImageBase}
+		t := target{base: lead.Origin, imageBase: lead.ImageBase, localRoot: lead.LocalRoot}
 		outcome, err := a.processOutput(ctx, t, &connection{}, lead.Data, nil, 0)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", lead.Origin, err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -64,7 +65,7 @@ func (a *Agent) onboard(ctx context.Context, t target, conn *connection, rep *re
 	rep.progress(ctx, "parsing-initiated", "")
 	rep.progress(ctx, "parsing-complete", summarize(o))
 
-	run := &onboarding{Agent: a, conn: conn, rep: rep, info: o, done: done}
+	run := &onboarding{Agent: a, t: t, conn: conn, rep: rep, info: o, done: done}
 	outcome, err := run.steps(ctx)
 	if err != nil {
 		var se *StepError
@@ -82,6 +83,7 @@ func (a *Agent) onboard(ctx context.Context, t target, conn *connection, rep *re
 // onboarding is one pass through the onboarding steps.
 type onboarding struct {
 	*Agent
+	t    target
 	conn *connection
 	rep  *reporter
 	info *conveyed.Onboarding
@@ -213,7 +215,7 @@ func (r *onboarding) bootImage(ctx context.Context) (bool, error) {
 	// The bootstrap exchange's garbage goes back to the system before the
 	// one large transfer: on a small device peak memory is what counts.
 	debug.FreeOSMemory()
-	res, err := r.fetcher().Fetch(ctx, bi.DownloadURIs, verifications(bi))
+	res, err := r.fetcher().Fetch(ctx, r.localURIs(bi.DownloadURIs), verifications(bi))
 	if err != nil {
 		return fail(err)
 	}
@@ -338,7 +340,32 @@ func (r *onboarding) fetcher() *image.Fetcher {
 		InsecureClient: client(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: ids}),
 		Logger:         r.log,
 		Progress:       r.cfg.ImageProgress,
+		LocalRoot:      r.t.localRoot,
 	}
+}
+
+// localURIs turns relative download-uri values of data found on removable
+// storage into file URIs under the medium's root (RFC 8572 §4.1 leaves the
+// layout open; images beside the artifacts is what vendors' tools write).
+// A path that would leave the medium is dropped.
+func (r *onboarding) localURIs(uris []string) []string {
+	if r.t.localRoot == "" {
+		return uris
+	}
+	out := make([]string, 0, len(uris))
+	for _, u := range uris {
+		if parsed, err := url.Parse(u); err == nil && parsed.Scheme != "" {
+			out = append(out, u)
+			continue
+		}
+		rel, err := filepath.Rel(r.t.localRoot, filepath.Join(r.t.imageBase, u))
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			r.log.Warn("download-uri leaves the removable medium; ignored", "uri", u)
+			continue
+		}
+		out = append(out, "file:///"+filepath.ToSlash(rel))
+	}
+	return out
 }
 
 // anchorsThenSystemRoots verifies a server against the trust anchors first

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent"
+	"github.com/sztp-agent/sztp-agent/agent/cms"
+	"github.com/sztp-agent/sztp-agent/agent/conveyed"
 	"github.com/sztp-agent/sztp-agent/agent/ownership"
 	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/lab"
@@ -760,5 +763,58 @@ func TestImageFromUnauthenticatedServerIsHashVerified(t *testing.T) {
 	}
 	if !strings.Contains(d.plan.String(), "not authenticated") {
 		t.Errorf("no warning about the unauthenticated image server in the plan:\n%s", d.plan.String())
+	}
+}
+
+// TestRemovableStorageWithImageBesideTheArtifacts: RFC 8572 §4.1 — a stick
+// with signed artifacts for this device and the boot image next to them,
+// named by a relative download-uri. The image is read from the stick,
+// hash-verified, installed; after the reboot the configuration is applied.
+func TestRemovableStorageWithImageBesideTheArtifacts(t *testing.T) {
+	d := newDevice(t)
+	d.trustVouchers()
+	p := d.pki
+	img := testImage()
+	sum := sha256.Sum256(img)
+	stick := t.TempDir()
+	dir := filepath.Join(stick, "acme", serial, "bootstrapping-data")
+	os.MkdirAll(filepath.Join(dir, "images"), 0o755)
+	os.WriteFile(filepath.Join(dir, "images", "labos-2.0.img"), img, 0o644)
+
+	voucher := fmt.Sprintf(`{"ietf-voucher:voucher":{"created-on":%q,"expires-on":%q,"assertion":"verified","serial-number":%q,"pinned-domain-cert":%q}}`,
+		time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339),
+		serial, base64.StdEncoding.EncodeToString(p.OwnerCA.Cert.Raw))
+	conveyedJSON := fmt.Sprintf(`{"ietf-sztp-conveyed-info:onboarding-information":{"boot-image":{"os-name":"LabOS","os-version":"2.0",
+		"download-uri":["../../../elsewhere/escape.img","images/labos-2.0.img"],
+		"image-verification":[{"hash-algorithm":"ietf-sztp-conveyed-info:sha-256","hash-value":%q}]},
+		"configuration-handling":"merge","configuration":%q}}`,
+		conveyed.FormatHexString(sum[:]), base64.StdEncoding.EncodeToString([]byte("from the stick\n")))
+	ov, err := lab.SignData(cms.OIDAnimaJSONVoucher, []byte(voucher), p.VoucherSigner.Cert, p.VoucherSigner.Key, []*x509.Certificate{p.MASA.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := lab.SignData(cms.OIDSZTPConveyedInfoJSON, []byte(conveyedJSON), p.Owner.Cert, p.Owner.Key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, _ := cms.MarshalCertificateBag([]*x509.Certificate{p.Owner.Cert})
+	os.WriteFile(filepath.Join(dir, "ownership-voucher.cms"), ov, 0o644)
+	os.WriteFile(filepath.Join(dir, "owner-certificate.cms"), oc, 0o644)
+	os.WriteFile(filepath.Join(dir, "conveyed-information.cms"), ci, 0o644)
+
+	d.cfg.Sources = []agent.Source{agent.RemovableStorage{Root: stick, SerialNumber: serial}}
+	outcome, err := d.run()
+	if err != nil || outcome != agent.Rebooting {
+		t.Fatalf("outcome %v, error %v", outcome, err)
+	}
+	if installed, _ := os.ReadFile(d.mark("installed.img")); !bytes.Equal(installed, img) {
+		t.Error("the installed image is not the one from the stick")
+	}
+	d.cfg.OSVersion = "2.0"
+	if outcome, err := d.run(); err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("after the reboot: outcome %v, error %v", outcome, err)
+	}
+	if got, _ := os.ReadFile(d.mark("applied.cfg")); string(got) != "from the stick\n" {
+		t.Errorf("applied %q", got)
 	}
 }

@@ -50,8 +50,9 @@ type target struct {
 	// validate against them fails the server (RFC 8572 §5.5) instead of
 	// falling back to a provisional connection.
 	strict bool
-	// imageBase resolves relative download-uri values (local data only).
-	imageBase string
+	// imageBase resolves relative download-uri values (local data only),
+	// which must stay under localRoot.
+	imageBase, localRoot string
 }
 
 // ParseBootstrapURL checks a --bootstrap-url value: https://host[:port], no

@@ -35,8 +35,10 @@ type Lead struct {
 	// redirect information, is acted upon.
 	Data *restconf.GetOutput
 	// ImageBase resolves relative download-uri values of Data (removable
-	// storage puts images beside the artifacts).
+	// storage puts images beside the artifacts); they may not leave
+	// LocalRoot.
 	ImageBase string
+	LocalRoot string
 }
 
 // ServerLead is a bootstrap server to contact.
@@ -126,7 +128,7 @@ func (r RemovableStorage) Find(context.Context) ([]Lead, error) {
 		if out.OwnershipVoucher, err = read(RemovableOwnershipVoucher); err != nil {
 			return nil, err
 		}
-		leads = append(leads, Lead{Origin: "removable storage " + dir, Data: out, ImageBase: dir})
+		leads = append(leads, Lead{Origin: "removable storage " + dir, Data: out, ImageBase: dir, LocalRoot: r.Root})
 	}
 	return leads, nil
 }

@@ -89,6 +89,9 @@ type Fetcher struct {
 	Progress func(uri string, done, total int64)
 	// ProgressInterval is how often Progress is called; 0 means 1s.
 	ProgressInterval time.Duration
+	// LocalRoot, if set, allows file:///path URIs, read from under this
+	// directory (removable storage, where images sit beside the artifacts).
+	LocalRoot string
 }
 
 // Result describes a verified, staged image.
@@ -159,6 +162,16 @@ func (f *Fetcher) fetchURI(ctx context.Context, uri string, expected []expectedD
 	integrity := strings.Join(algorithmNames(expected), ", ")
 	switch u.Scheme {
 	case "https", "http":
+	case "file":
+		if f.LocalRoot == "" {
+			return nil, fmt.Errorf("%w %q (no local root: file URIs are allowed only for images on removable storage)", ErrUnsupportedScheme, u.Scheme)
+		}
+		// The same pipeline serves local files: net/http's file transport
+		// gives Content-Length and Range like a server, confined to
+		// LocalRoot by http.Dir. Integrity still comes from the hash.
+		tr := &http.Transport{}
+		tr.RegisterProtocol("file", http.NewFileTransport(http.Dir(f.LocalRoot)))
+		return f.download(ctx, uri, &http.Client{Transport: tr}, expected, p)
 	default:
 		return nil, fmt.Errorf("%w %q (only https and http)", ErrUnsupportedScheme, u.Scheme)
 	}

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
 	"errors"
@@ -624,4 +625,36 @@ func TestFetchSlowButSteadyIsNotAStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertFileContent(t, res.Path, fx.content)
+}
+
+// TestFetchLocalFile: images on removable storage are read through the same
+// pipeline (hash, staging, atomic placement), confined to LocalRoot.
+func TestFetchLocalFile(t *testing.T) {
+	root := t.TempDir()
+	content := bytes.Repeat([]byte("stick image\n"), 5000)
+	os.MkdirAll(filepath.Join(root, "images"), 0o755)
+	os.WriteFile(filepath.Join(root, "images", "os.img"), content, 0o644)
+	os.WriteFile(filepath.Join(t.TempDir(), "outside.img"), content, 0o644)
+	sum := sha256.Sum256(content)
+	want := []Verification{{Algorithm: "sha-256", Digest: sum[:]}}
+
+	f := &Fetcher{Dir: t.TempDir(), LocalRoot: root}
+	res, err := f.Fetch(context.Background(), []string{"file:///images/os.img"}, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(res.Path)
+	if !bytes.Equal(got, content) || res.URI != "file:///images/os.img" {
+		t.Errorf("placed %d bytes from %s", len(got), res.URI)
+	}
+	if _, err := f.Fetch(context.Background(), []string{"file:///../outside.img"}, want); err == nil {
+		t.Error("a file outside LocalRoot was read")
+	}
+	bad := []Verification{{Algorithm: "sha-256", Digest: make([]byte, 32)}}
+	if _, err := f.Fetch(context.Background(), []string{"file:///images/os.img"}, bad); err == nil {
+		t.Error("hash mismatch accepted for a local file")
+	}
+	if _, err := (&Fetcher{Dir: t.TempDir()}).Fetch(context.Background(), []string{"file:///images/os.img"}, want); !errors.Is(err, ErrUnsupportedScheme) {
+		t.Errorf("file URI without LocalRoot: %v", err)
+	}
 }
