@@ -387,7 +387,7 @@ func (a *Agent) followLead(ctx context.Context, lead Lead) (Outcome, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", lead.Origin, err))
 			continue
 		}
-		t.anchors = s.Anchors
+		t.anchors, t.resolver = s.Anchors, s.Resolver
 		outcome, err := a.processServer(ctx, t, 0)
 		if err == nil {
 			return outcome, nil

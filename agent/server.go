@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent/cms"
 	"github.com/sztp-agent/sztp-agent/agent/conveyed"
@@ -53,6 +54,8 @@ type target struct {
 	// imageBase resolves relative download-uri values (local data only),
 	// which must stay under localRoot.
 	imageBase, localRoot string
+	// resolver, if set, resolves the host (servers found by DNS).
+	resolver *net.Resolver
 }
 
 // ParseBootstrapURL checks a --bootstrap-url value: https://host[:port], no
@@ -101,6 +104,12 @@ func (a *Agent) restconfClient(t target, tlsConfig *tls.Config) *restconf.Client
 	}
 	tr.TLSClientConfig = tlsConfig
 	tr.ForceAttemptHTTP2 = false // RESTCONF servers in the field speak HTTP/1.1; keep one behaviour
+	if t.resolver != nil {
+		// Names learned from DNS discovery resolve through the same DNS
+		// servers that named them, not the system's.
+		d := &net.Dialer{Timeout: 30 * time.Second, Resolver: t.resolver}
+		tr.DialContext = d.DialContext
+	}
 	return &restconf.Client{
 		HTTP: &http.Client{
 			Transport: tr,

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,6 +49,8 @@ type ServerLead struct {
 	// learned from DHCP or DNS have none: those sources are untrusted
 	// (RFC 8572 §4.3), so the connection is provisional.
 	Anchors []*x509.Certificate
+	// Resolver resolves the server's name; nil means the system's.
+	Resolver *net.Resolver
 }
 
 // WellKnownServers is the source of preconfigured bootstrap servers (RFC

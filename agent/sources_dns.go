@@ -43,8 +43,9 @@ func (d DNS) Find(ctx context.Context) ([]Lead, error) {
 	targets, serr := dns.DeviceIndependent(ctx, d.Config)
 	if serr == nil {
 		lead := Lead{Origin: "dns SRV _sztp._tcp"}
+		resolver := d.resolver()
 		for _, t := range targets {
-			lead.Servers = append(lead.Servers, ServerLead{URL: "https://" + net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port)))})
+			lead.Servers = append(lead.Servers, ServerLead{URL: "https://" + net.JoinHostPort(t.Host, strconv.Itoa(int(t.Port))), Resolver: resolver})
 		}
 		leads = append(leads, lead)
 	}
@@ -52,4 +53,21 @@ func (d DNS) Find(ctx context.Context) ([]Lead, error) {
 		return nil, fmt.Errorf("no SZTP records: TXT: %v; SRV: %w", err, serr)
 	}
 	return leads, nil
+}
+
+// resolver resolves SRV targets through the DNS servers the source was
+// given, so names from a lab or site DNS work even when the system resolver
+// does not know them; nil (the system's) when none were given.
+func (d DNS) resolver() *net.Resolver {
+	if len(d.Config.Servers) == 0 {
+		return nil
+	}
+	server := d.Config.Servers[0]
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		server = net.JoinHostPort(server, "53")
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dialer net.Dialer
+		return dialer.DialContext(ctx, network, server)
+	}}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/lab"
 )
 
 // txtRecord renders key=value as a zone-file TXT record of ≤255-octet
@@ -49,10 +51,32 @@ func TestBootstrapThroughDNS(t *testing.T) {
 		return b
 	}
 	dir := t.TempDir()
-	zone := "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 127.0.0.1\n" +
-		txtRecord("SN-OWN-0001._sztp", "ci", read("conveyed.cms")) +
-		txtRecord("SN-OWN-0001._sztp", "oc", read("owner-certificate.cms")) +
-		txtRecord("SN-OWN-0001._sztp", "ov", read("voucher.cms"))
+	port := startNSD(t, dir, txtRecord("SN-OWN-0001._sztp", "ci", read("conveyed.cms"))+
+		txtRecord("SN-OWN-0001._sztp", "oc", read("owner-certificate.cms"))+
+		txtRecord("SN-OWN-0001._sztp", "ov", read("voucher.cms")))
+
+	applied := filepath.Join(dir, "applied")
+	out, err := exec.Command(agentBin, "run", "--once", "--sources", "dns", "--mdns=false",
+		"--dns-server", fmt.Sprintf("127.0.0.1:%d", port), "--dns-domain", "example.test",
+		"--idevid-cert", f+"device.crt", "--idevid-key", f+"device.key", "--voucher-trust-anchor", f+"voucher-trust-anchor.pem",
+		"--os-name", "TestOS", "--os-version", "2.1", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
+		"--ssh-host-key-dir", dir, "--config-apply-command", `cp "$SZTP_CONFIG_PATH" `+applied).CombinedOutput()
+	if err != nil {
+		t.Fatalf("agent: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(applied); string(got) != "<config/>" {
+		t.Errorf("applied %q", got)
+	}
+	if !strings.Contains(string(out), "dns TXT SN-OWN-0001._sztp.example.test") {
+		t.Errorf("the plan does not name the DNS source:\n%s", out)
+	}
+}
+
+// startNSD serves the zone example.test. (SOA/NS head plus body) from a real
+// NSD on a free loopback port and returns the port.
+func startNSD(t *testing.T, dir, body string) int {
+	t.Helper()
+	zone := "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 127.0.0.1\n" + body
 	os.WriteFile(filepath.Join(dir, "example.test.zone"), []byte(zone), 0o644)
 	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -69,21 +93,55 @@ func TestBootstrapThroughDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nsd.Process.Kill(); nsd.Wait() })
-	time.Sleep(500 * time.Millisecond)
+	for i := 0; i < 50; i++ { // until NSD answers over TCP
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return port
+}
 
+// TestBootstrapThroughDNSSRV: no device-specific records, so the agent
+// follows the _sztp._tcp SRV records (unsigned redirect information from an
+// untrusted source) to a bootstrap server whose name only that DNS server
+// knows, connects provisionally and acts on signed data only.
+func TestBootstrapThroughDNSSRV(t *testing.T) {
+	requireRootTools(t, "nsd")
+	pki, err := lab.NewPKI(t.TempDir(), "SN-SRV-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lab.Start(lab.Options{PKI: pki, Definition: &lab.Definition{
+		Onboarding: &lab.Onboarding{ConfigurationData: []byte("via SRV\n"), ConfigurationHandling: "merge"},
+		Signed:     &lab.Signing{Voucher: lab.VoucherSpec{Nonce: true}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, labPort, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL(), "https://"))
+	dir := t.TempDir()
+	port := startNSD(t, dir, "bs IN A 127.0.0.1\n_sztp._tcp IN SRV 10 0 1 dead.example.test.\n_sztp._tcp IN SRV 20 0 "+labPort+" bs.example.test.\ndead IN A 127.0.0.1\n")
 	applied := filepath.Join(dir, "applied")
 	out, err := exec.Command(agentBin, "run", "--once", "--sources", "dns", "--mdns=false",
 		"--dns-server", fmt.Sprintf("127.0.0.1:%d", port), "--dns-domain", "example.test",
-		"--idevid-cert", f+"device.crt", "--idevid-key", f+"device.key", "--voucher-trust-anchor", f+"voucher-trust-anchor.pem",
-		"--os-name", "TestOS", "--os-version", "2.1", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
+		"--idevid-cert", pki.IDevIDCertFile, "--idevid-key", pki.IDevIDKeyFile, "--voucher-trust-anchor", pki.VoucherTrustAnchorFile,
+		"--os-name", "LabOS", "--os-version", "1.0", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
 		"--ssh-host-key-dir", dir, "--config-apply-command", `cp "$SZTP_CONFIG_PATH" `+applied).CombinedOutput()
 	if err != nil {
 		t.Fatalf("agent: %v\n%s", err, out)
 	}
-	if got, _ := os.ReadFile(applied); string(got) != "<config/>" {
+	if got, _ := os.ReadFile(applied); string(got) != "via SRV\n" {
 		t.Errorf("applied %q", got)
 	}
-	if !strings.Contains(string(out), "dns TXT SN-OWN-0001._sztp.example.test") {
-		t.Errorf("the plan does not name the DNS source:\n%s", out)
+	for _, want := range []string{"https://dead.example.test:1", "https://bs.example.test:" + labPort, "untrusted"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("agent output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := len(srv.Reports()); n != 0 {
+		t.Errorf("%d reports to a server found by DNS", n)
 	}
 }
