@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +24,9 @@ type DHCP struct {
 	Compat    bool
 	Timeout   time.Duration
 	Logger    *slog.Logger
+	// Learned, if set, receives the lease's DNS servers and search
+	// domains for the DNS source (RFC 8572 §4.2: the domain may come from DHCP).
+	Learned *LearnedDNS
 
 	mu     sync.Mutex
 	client *dhcp.Client
@@ -46,6 +51,7 @@ func (d *DHCP) Find(ctx context.Context) ([]Lead, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.Learned.add(lease)
 	return leadsFromLeases(d.Name(), []*dhcp.Lease{lease})
 }
 
@@ -62,8 +68,9 @@ func (d *DHCP) Close() error {
 // DHCPLeaseFile reads options 143/136 from the running DHCP client's lease
 // file (dhclient, NetworkManager), so no second DHCP client is needed.
 type DHCPLeaseFile struct {
-	Path   string
-	Compat bool
+	Path    string
+	Compat  bool
+	Learned *LearnedDNS
 }
 
 func (l DHCPLeaseFile) Name() string { return "dhcp lease file " + l.Path }
@@ -75,6 +82,7 @@ func (l DHCPLeaseFile) Find(context.Context) ([]Lead, error) {
 	}
 	var usable []*dhcp.Lease
 	for _, lease := range leases {
+		l.Learned.add(lease)
 		// Lease files are read with the tolerant parser; the plain-text
 		// form counts only when the operator allowed it.
 		if lease.Form == dhcp.FormPlainText && !l.Compat {
@@ -106,4 +114,40 @@ func leadsFromLeases(origin string, leases []*dhcp.Lease) ([]Lead, error) {
 		return nil, errors.New("no SZTP redirect option in the lease")
 	}
 	return leads, nil
+}
+
+// LearnedDNS collects the DNS servers and search domains DHCP handed out,
+// for the DNS source that comes after the DHCP sources in a pass.
+type LearnedDNS struct {
+	mu      sync.Mutex
+	servers []string
+	domains []string
+}
+
+func (l *LearnedDNS) add(lease *dhcp.Lease) {
+	if l == nil || lease == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ip := range lease.DNSServers {
+		if s := net.JoinHostPort(ip.String(), "53"); !slices.Contains(l.servers, s) {
+			l.servers = append(l.servers, s)
+		}
+	}
+	for _, d := range lease.DomainSearch {
+		if !slices.Contains(l.domains, d) {
+			l.domains = append(l.domains, d)
+		}
+	}
+}
+
+// Get returns what was learned so far.
+func (l *LearnedDNS) Get() (servers, domains []string) {
+	if l == nil {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.servers), slices.Clone(l.domains)
 }

@@ -18,11 +18,21 @@ import (
 type DNS struct {
 	Config       dns.Config
 	SerialNumber string
+	// Learned supplies DNS servers and domains from DHCP when Config names
+	// none.
+	Learned *LearnedDNS
 }
 
 func (d DNS) Name() string { return "dns" }
 
 func (d DNS) Find(ctx context.Context) ([]Lead, error) {
+	servers, domains := d.Learned.Get()
+	if len(d.Config.Servers) == 0 {
+		d.Config.Servers = servers
+	}
+	if len(d.Config.Domains) == 0 {
+		d.Config.Domains = domains
+	}
 	var leads []Lead
 	arts, err := dns.DeviceSpecific(ctx, d.Config, d.SerialNumber)
 	switch {

@@ -76,17 +76,23 @@ func TestBootstrapThroughDNS(t *testing.T) {
 // NSD on a free loopback port and returns the port.
 func startNSD(t *testing.T, dir, body string) int {
 	t.Helper()
-	zone := "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 127.0.0.1\n" + body
-	os.WriteFile(filepath.Join(dir, "example.test.zone"), []byte(zone), 0o644)
 	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := l.LocalAddr().(*net.UDPAddr).Port
 	l.Close()
+	startNSDAt(t, dir, "127.0.0.1", port, body)
+	return port
+}
+
+func startNSDAt(t *testing.T, dir, addr string, port int, body string) {
+	t.Helper()
+	zone := "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 3600 600 86400 60\n@ IN NS ns\nns IN A 127.0.0.1\n" + body
+	os.WriteFile(filepath.Join(dir, "example.test.zone"), []byte(zone), 0o644)
 	tmpl := template.Must(template.ParseFiles("../../testdata/dns/nsd.conf.tmpl"))
 	conf, _ := os.Create(filepath.Join(dir, "nsd.conf"))
-	tmpl.Execute(conf, map[string]any{"Dir": dir, "Addr": "127.0.0.1", "Port": port, "Zones": []string{"example.test"}})
+	tmpl.Execute(conf, map[string]any{"Dir": dir, "Addr": addr, "Port": port, "Zones": []string{"example.test"}})
 	conf.Close()
 	nsd := exec.Command("nsd", "-d", "-c", filepath.Join(dir, "nsd.conf"))
 	if err := nsd.Start(); err != nil {
@@ -94,13 +100,46 @@ func startNSD(t *testing.T, dir, body string) int {
 	}
 	t.Cleanup(func() { nsd.Process.Kill(); nsd.Wait() })
 	for i := 0; i < 50; i++ { // until NSD answers over TCP
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		if c, err := net.Dial("tcp", net.JoinHostPort(addr, fmt.Sprint(port))); err == nil {
 			c.Close()
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return port
+}
+
+// TestDNSSettingsLearnedFromDHCP: the DHCP lease carries no SZTP option,
+// but its DNS server and search domain lead the DNS source to the device's
+// signed TXT records (RFC 8572 §4.2: the domain may come from DHCP).
+func TestDNSSettingsLearnedFromDHCP(t *testing.T) {
+	requireRootTools(t, "nsd")
+	const f = "../../testdata/ownership/"
+	read := func(name string) []byte {
+		b, err := os.ReadFile(f + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	dir := t.TempDir()
+	// Port 53 (what a lease's DNS server implies) on an address of its own.
+	startNSDAt(t, dir, "127.0.0.77", 53, txtRecord("SN-OWN-0001._sztp", "ci", read("conveyed.cms"))+
+		txtRecord("SN-OWN-0001._sztp", "oc", read("owner-certificate.cms"))+
+		txtRecord("SN-OWN-0001._sztp", "ov", read("voucher.cms")))
+	lease := filepath.Join(dir, "dhclient.leases")
+	os.WriteFile(lease, []byte("lease {\n  interface \"eth0\";\n  fixed-address 192.0.2.50;\n  option subnet-mask 255.255.255.0;\n"+
+		"  option domain-name-servers 127.0.0.77;\n  option domain-search \"example.test.\";\n}\n"), 0o644)
+	applied := filepath.Join(dir, "applied")
+	out, err := exec.Command(agentBin, "run", "--once", "--sources", "dhcp4,dns", "--mdns=false", "--dhcp-lease-file", lease,
+		"--idevid-cert", f+"device.crt", "--idevid-key", f+"device.key", "--voucher-trust-anchor", f+"voucher-trust-anchor.pem",
+		"--os-name", "TestOS", "--os-version", "2.1", "--state-dir", t.TempDir(), "--run-dir", t.TempDir(),
+		"--ssh-host-key-dir", dir, "--config-apply-command", `cp "$SZTP_CONFIG_PATH" `+applied).CombinedOutput()
+	if err != nil {
+		t.Fatalf("agent: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(applied); string(got) != "<config/>" {
+		t.Errorf("applied %q\n%s", got, out)
+	}
 }
 
 // TestBootstrapThroughDNSSRV: no device-specific records, so the agent

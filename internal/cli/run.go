@@ -71,6 +71,8 @@ type runFlags struct {
 	tpm                 string
 	tpmKeyHandle        hexFlag
 	tpmCertIndex        hexFlag
+	// learned carries DNS settings from the DHCP sources to the DNS source.
+	learned *agent.LearnedDNS
 	// urlsOnCommandLine: --bootstrap-url was given as a flag, which skips
 	// discovery; from the config file they are the "url" source.
 	urlsOnCommandLine bool

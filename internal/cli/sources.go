@@ -19,6 +19,8 @@ func (f *runFlags) buildSources(cfg *agent.Config) error {
 		return nil
 	}
 	seen := map[string]bool{}
+	learned := &agent.LearnedDNS{} // DHCP → DNS within a pass
+	f.learned = learned
 	for _, name := range strings.Split(f.sources, ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
@@ -60,7 +62,7 @@ func (f *runFlags) dhcpSources(family string) []agent.Source {
 	if family == "dhcp4" {
 		// Lease files hold both families; list them once.
 		for _, p := range f.dhcpLeaseFiles {
-			out = append(out, agent.DHCPLeaseFile{Path: p, Compat: f.dhcpCompat})
+			out = append(out, agent.DHCPLeaseFile{Path: p, Compat: f.dhcpCompat, Learned: f.learned})
 		}
 	}
 	fam := 4
@@ -68,7 +70,7 @@ func (f *runFlags) dhcpSources(family string) []agent.Source {
 		fam = 6
 	}
 	for _, ifc := range f.interfaces {
-		out = append(out, &agent.DHCP{Interface: ifc, Family: fam, Compat: f.dhcpCompat})
+		out = append(out, &agent.DHCP{Interface: ifc, Family: fam, Compat: f.dhcpCompat, Learned: f.learned})
 	}
 	return out
 }
@@ -87,8 +89,9 @@ func attachLogger(sources []agent.Source, log *slog.Logger) {
 	}
 }
 
-// dnsSource: configured when a domain or a server is given, or when the
-// system's resolv.conf names a search domain.
+// dnsSource: configured when a domain or a server is given, when DHCP may
+// hand them out (an interface or a lease file), or when the system's
+// resolv.conf names a search domain.
 func (f *runFlags) dnsSource(serial string, log *slog.Logger) agent.Source {
 	c := dns.Config{Servers: f.dnsServers, Domains: f.dnsDomains, MDNS: f.mdns, Logger: log}
 	if c.Logger == nil {
@@ -97,10 +100,11 @@ func (f *runFlags) dnsSource(serial string, log *slog.Logger) agent.Source {
 	if len(f.interfaces) > 0 {
 		c.Interface = f.interfaces[0]
 	}
-	if len(c.Domains) == 0 && len(c.Servers) == 0 && !resolvConfHasDomain() {
+	fromDHCP := len(f.interfaces) > 0 || len(f.dhcpLeaseFiles) > 0
+	if len(c.Domains) == 0 && len(c.Servers) == 0 && !fromDHCP && !resolvConfHasDomain() {
 		return nil
 	}
-	return agent.DNS{Config: c, SerialNumber: serial}
+	return agent.DNS{Config: c, SerialNumber: serial, Learned: f.learned}
 }
 
 func resolvConfHasDomain() bool {
