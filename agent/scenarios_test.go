@@ -699,6 +699,17 @@ func TestClockUntrustedNeedsNonceVoucher(t *testing.T) {
 	if outcome, err := d2.run(s2.URL()); err != nil || outcome != agent.Bootstrapped {
 		t.Fatalf("nonce voucher with a 1970 clock: %v %v", outcome, err)
 	}
+	// A trusted server gets a nonce too, so it can return a nonce voucher.
+	d3 := newDevice(t)
+	d3.trustVouchers()
+	d3.cfg.ClockUntrusted = true
+	s3 := d3.startServer("trusted", signedOnboarding(d3, lab.Signing{Voucher: lab.VoucherSpec{Nonce: true}}), nil)
+	if outcome, err := d3.run(s3.URL()); err != nil || outcome != agent.Bootstrapped {
+		t.Fatalf("nonce voucher from a trusted server: %v %v", outcome, err)
+	}
+	if types := progressTypes(s3); types[len(types)-1] != "bootstrap-complete" {
+		t.Errorf("trusted server reports %v", types)
+	}
 }
 
 // TestSignedRedirectFromUntrustedServer: signed redirect information is

@@ -150,13 +150,20 @@ func (a *Agent) tlsConfig(t target, verify bool) *tls.Config {
 // that the trust state allows (RFC 8572 §9.6: an untrusted server only learns
 // that signed data is preferred, and a nonce).
 func (a *Agent) getBootstrappingData(ctx context.Context, t target) (*connection, *restconf.GetOutput, []byte, error) {
+	// A fresh nonce per request (RFC 8572 §7.3): it lets any server, trusted
+	// or not, return a nonce voucher, the only kind a device without a
+	// trusted clock can accept.
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: generating nonce: %w", ErrEnvironment, err)
+	}
 	if len(t.anchors) > 0 {
 		conn := &connection{client: a.restconfClient(t, a.tlsConfig(t, true)), trusted: true, anchors: t.anchors}
-		in := restconf.GetInput{HWModel: a.cfg.HWModel, OSName: a.cfg.OSName, OSVersion: a.cfg.OSVersion}
+		in := restconf.GetInput{HWModel: a.cfg.HWModel, OSName: a.cfg.OSName, OSVersion: a.cfg.OSVersion, Nonce: nonce}
 		out, err := a.timedGet(ctx, conn.client, in)
 		if err == nil {
 			a.log.Info("bootstrap server authenticated: trusted", "server", t.base)
-			return conn, out, nil, nil
+			return conn, out, nonce, nil
 		}
 		if !isCertificateError(err) {
 			return nil, nil, nil, err
@@ -165,10 +172,6 @@ func (a *Agent) getBootstrappingData(ctx context.Context, t target) (*connection
 			return nil, nil, nil, fmt.Errorf("%w: %w", ErrServerNotAuthenticated, err)
 		}
 		a.log.Warn("bootstrap server certificate does not validate to a trust anchor; connecting provisionally", "server", t.base, "error", err)
-	}
-	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: generating nonce: %w", ErrEnvironment, err)
 	}
 	conn := &connection{client: a.restconfClient(t, a.tlsConfig(t, false))}
 	out, err := a.timedGet(ctx, conn.client, restconf.GetInput{SignedDataPreferred: true, Nonce: nonce})
