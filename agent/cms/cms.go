@@ -49,7 +49,15 @@ func ParseContentInfo(der []byte) (*ContentInfo, error) {
 	var ci ContentInfo
 	rest, err := asn1.Unmarshal(der, &ci)
 	if err != nil {
-		return nil, fmt.Errorf("parsing CMS ContentInfo: %w", err)
+		// Indefinite-length BER (openssl cms -stream) is rewritten to DER
+		// and parsed again; anything else is reported as it was found.
+		fixed, berErr := berToDER(der)
+		if berErr != nil {
+			return nil, fmt.Errorf("parsing CMS ContentInfo: %w", err)
+		}
+		if rest, err = asn1.Unmarshal(fixed, &ci); err != nil {
+			return nil, fmt.Errorf("parsing CMS ContentInfo: %w", err)
+		}
 	}
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("parsing CMS ContentInfo: %w (%d bytes)", errTrailingData, len(rest))

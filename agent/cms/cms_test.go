@@ -149,3 +149,70 @@ func FuzzParseCertificateBag(f *testing.F) {
 		}
 	})
 }
+
+// TestIndefiniteLengthBERFromOpenSSL: `openssl cms -stream` writes
+// indefinite-length BER; it is read (rewritten to DER), verified and
+// decrypted like the DER form.
+func TestIndefiniteLengthBERFromOpenSSL(t *testing.T) {
+	const f = "../../testdata/cms/"
+	dir := t.TempDir()
+	signed, enc := filepath.Join(dir, "s.ber"), filepath.Join(dir, "e.ber")
+	for _, args := range [][]string{
+		{"cms", "-sign", "-stream", "-binary", "-nodetach", "-in", f + "conveyed.json", "-signer", f + "owner.crt", "-inkey", f + "owner.key",
+			"-econtent_type", "1.2.840.113549.1.9.16.1.43", "-outform", "DER", "-out", signed},
+		{"cms", "-encrypt", "-stream", "-binary", "-aes-256-cbc", "-in", f + "conveyed.json", "-recip", f + "devrsa.crt", "-outform", "DER", "-out", enc},
+	} {
+		if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	want, _ := os.ReadFile(f + "conveyed.json")
+	der, _ := os.ReadFile(signed)
+	if der[1] != 0x80 {
+		t.Fatalf("openssl wrote definite lengths; the test needs BER")
+	}
+	s, err := cms.ParseSigned(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := s.Signer(s.Certificates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifySignature(signer); err != nil || !bytes.Equal(s.Content, want) {
+		t.Errorf("verify: %v, content equal %v", err, bytes.Equal(s.Content, want))
+	}
+	ber, _ := os.ReadFile(enc)
+	block, _ := pem.Decode(mustRead(t, f+"devrsa.key"))
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(mustPEM(t, f+"devrsa.crt"))
+	content, _, err := cms.Decrypt(ber, cert, key)
+	if err != nil || !bytes.Equal(content, want) {
+		t.Errorf("decrypt: %v", err)
+	}
+	// Malformed BER is still an error, never a panic.
+	for n := 0; n < len(der); n += 7 {
+		cms.ParseSigned(der[:n])
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustPEM(t *testing.T, path string) []byte {
+	t.Helper()
+	block, _ := pem.Decode(mustRead(t, path))
+	if block == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	return block.Bytes
+}
