@@ -327,6 +327,11 @@ func (r *onboarding) fetcher() *image.Fetcher {
 			tr.Proxy = nil
 		}
 		tr.TLSClientConfig = tc
+		// HTTP/1.1: one stream, no HTTP/2 flow-control buffers (1.5 MB
+		// of them per download measured); a non-nil empty map is how
+		// net/http is told not to negotiate h2.
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		return &http.Client{Transport: tr}
 	}
 	// The IDevID goes along in case the image server asks for it (Go only

@@ -103,7 +103,9 @@ func (a *Agent) restconfClient(t target, tlsConfig *tls.Config) *restconf.Client
 		tr.Proxy = nil // a first-boot device has no proxy settings to honour
 	}
 	tr.TLSClientConfig = tlsConfig
-	tr.ForceAttemptHTTP2 = false // RESTCONF servers in the field speak HTTP/1.1; keep one behaviour
+	// RESTCONF servers in the field speak HTTP/1.1; keep one behaviour.
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	if t.resolver != nil {
 		// Names learned from DNS discovery resolve through the same DNS
 		// servers that named them, not the system's.
