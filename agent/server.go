@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -260,70 +258,26 @@ func trustWords(trusted bool) string {
 }
 
 // decodeConveyed unwraps, verifies (when signed) and parses the conveyed
-// information. signed reports whether it was signed data that passed every
-// RFC 8572 §5.4 check.
-// digest identifies the document (sha-256 of the conveyed content) so a
-// restarted agent knows which steps of it are done.
+// information (ownership.Decode). signed reports whether it was signed data
+// that passed every RFC 8572 §5.4 check; digest identifies the document
+// (sha-256 of the conveyed content) so a restarted agent knows which steps
+// of it are done.
 func (a *Agent) decodeConveyed(out *restconf.GetOutput, nonce []byte) (info *conveyed.Information, digest string, signed bool, err error) {
-	var content []byte
-	var contentType asn1.ObjectIdentifier
-	if out.OwnershipVoucher != nil || out.OwnerCertificate != nil {
-		res, err := ownership.Verify(a.ownershipPolicy(), ownership.Artifacts{
-			ConveyedInformation: out.ConveyedInformation,
-			OwnerCertificate:    out.OwnerCertificate,
-			OwnershipVoucher:    out.OwnershipVoucher,
-			Nonce:               nonce,
-		})
-		if err != nil {
-			return nil, "", false, fmt.Errorf("signed data rejected: %w", err)
-		}
-		for _, s := range res.Steps {
-			a.log.Debug("signed data check passed", "check", s)
-			fmt.Fprintf(a.out, "  verified: %s\n", s)
-		}
-		content, contentType, signed = res.Content, res.ContentType, true
-	} else {
-		content, contentType, err = a.unsignedContent(out.ConveyedInformation)
-		if err != nil {
-			return nil, "", false, err
-		}
-	}
-	info, err = conveyed.Parse(content, isXML(contentType, content))
+	d, err := ownership.Decode(a.ownershipPolicy(), ownership.Artifacts{
+		ConveyedInformation: out.ConveyedInformation,
+		OwnerCertificate:    out.OwnerCertificate,
+		OwnershipVoucher:    out.OwnershipVoucher,
+		Nonce:               nonce,
+	})
 	if err != nil {
-		return nil, "", false, fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err)
+		return nil, "", false, err
 	}
-	sum := sha256.Sum256(content)
-	return info, hex.EncodeToString(sum[:]), signed, nil
-}
-
-// unsignedContent opens conveyed information that came without a voucher:
-// plain, or encrypted to the device (RFC 8572 §3.1).
-func (a *Agent) unsignedContent(der []byte) ([]byte, asn1.ObjectIdentifier, error) {
-	content, contentType, err := cms.UnsignedContent(der)
-	if err == nil {
-		return content, contentType, nil
+	for _, s := range d.Steps {
+		a.log.Debug("check passed", "check", s)
+		fmt.Fprintf(a.out, "  verified: %s\n", s)
 	}
-	switch {
-	case contentType.Equal(cms.OIDSignedData):
-		// RFC 8572 §5.4: signed conveyed information is only valid
-		// together with a voucher and an owner certificate.
-		return nil, nil, errors.New("conveyed information is signed, but no ownership voucher and owner certificate came with it")
-	case contentType.Equal(cms.OIDEnvelopedData), contentType.Equal(cms.OIDAuthEnvelopedData):
-		if a.cfg.DecryptionKey == nil || a.cfg.Identity.Leaf == nil {
-			return nil, nil, errors.New("conveyed information is encrypted and the device has no decryption key")
-		}
-		plain, innerType, err := cms.Decrypt(der, a.cfg.Identity.Leaf, a.cfg.DecryptionKey)
-		if err != nil {
-			return nil, nil, fmt.Errorf("decrypting conveyed information: %w", err)
-		}
-		inner, err := ownership.Rewrap(plain, innerType)
-		if err != nil {
-			return nil, nil, fmt.Errorf("decrypting conveyed information: %w", err)
-		}
-		a.log.Info("conveyed information decrypted with the device key")
-		return a.unsignedContent(inner)
-	}
-	return nil, nil, fmt.Errorf("conveyed information: %w", err)
+	sum := sha256.Sum256(d.Content)
+	return d.Info, hex.EncodeToString(sum[:]), d.Signed, nil
 }
 
 func (a *Agent) ownershipPolicy() ownership.Policy {
@@ -336,18 +290,6 @@ func (a *Agent) ownershipPolicy() ownership.Policy {
 		ClockTrusted:        !a.clockUntrusted(),
 		Now:                 a.cfg.Now,
 	}
-}
-
-// isXML: .42 says XML, .43 says JSON, and id-data leaves it to the content
-// (RFC 8572 §3.1), which the agent sniffs.
-func isXML(contentType asn1.ObjectIdentifier, content []byte) bool {
-	if contentType.Equal(cms.OIDSZTPConveyedInfoXML) {
-		return true
-	}
-	if contentType.Equal(cms.OIDSZTPConveyedInfoJSON) {
-		return false
-	}
-	return bytes.HasPrefix(bytes.TrimLeft(content, " \t\r\n\xef\xbb\xbf"), []byte("<"))
 }
 
 // followRedirect is RFC 8572 §5.5: each listed server in order, until one

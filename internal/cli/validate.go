@@ -110,64 +110,31 @@ func validateCommand(args []string, stdout, stderr io.Writer) int {
 		p.ClockTrusted = false
 	}
 
-	var content []byte
-	var contentType = cms.OIDData
-	signed := a.OwnerCertificate != nil || a.OwnershipVoucher != nil
-	if signed {
+	if a.OwnerCertificate != nil || a.OwnershipVoucher != nil {
 		if p.SerialNumber == "" {
 			return fail(usagef("signed artifacts: give --serial-number or --idevid-cert"))
 		}
 		if len(p.VoucherTrustAnchors) == 0 {
 			return fail(usagef("signed artifacts: give --voucher-trust-anchor"))
 		}
-		res, err := ownership.Verify(p, a)
-		for _, s := range stepsOf(res) {
-			fmt.Fprintf(stdout, "ok   %s\n", s)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		content, contentType = res.Content, res.ContentType
 	} else {
 		fmt.Fprintln(stdout, "note: unsigned conveyed information: a device acts on it only from a trusted bootstrap server (onboarding) or follows it as provisional redirect information")
-		der := a.ConveyedInformation
-		if ci, err := cms.ParseContentInfo(der); err == nil && (ci.ContentType.Equal(cms.OIDEnvelopedData) || ci.ContentType.Equal(cms.OIDAuthEnvelopedData)) {
-			if p.IDevID == nil || p.DecryptionKey == nil {
-				return fail(errors.New("conveyed information is encrypted: give --idevid-cert and --idevid-key"))
-			}
-			plain, inner, err := cms.Decrypt(der, p.IDevID, p.DecryptionKey)
-			if err != nil {
-				return fail(fmt.Errorf("decrypting conveyed information: %w", err))
-			}
-			fmt.Fprintln(stdout, "ok   conveyed-information decrypted with the device key")
-			if der, err = ownership.Rewrap(plain, inner); err != nil {
-				return fail(err)
-			}
-		}
-		if content, contentType, err = cms.UnsignedContent(der); err != nil {
-			return fail(fmt.Errorf("conveyed information: %w", err))
-		}
 	}
-	xmlEncoded := contentType.Equal(cms.OIDSZTPConveyedInfoXML) ||
-		(contentType.Equal(cms.OIDData) && strings.HasPrefix(strings.TrimSpace(string(content)), "<"))
-	info, err := conveyed.Parse(content, xmlEncoded)
+	d, err := ownership.Decode(p, a)
+	for _, s := range d.Steps {
+		fmt.Fprintf(stdout, "ok   %s\n", s)
+	}
 	if err != nil {
-		return fail(fmt.Errorf("conveyed information (%s): %w", cms.Name(contentType), err))
+		return fail(err)
 	}
-	fmt.Fprintf(stdout, "ok   conveyed information parsed (%s, %s)\n", cms.Name(contentType), map[bool]string{true: "XML", false: "JSON"}[xmlEncoded])
+	info := d.Info
+	fmt.Fprintf(stdout, "ok   conveyed information parsed (%s, %s)\n", cms.Name(d.ContentType), map[bool]string{true: "XML", false: "JSON"}[d.XML])
 	describe(stdout, info, *showContent)
 	fmt.Fprintln(stdout, "VALID")
 	return ExitOK
 }
 
 var errEnv = errors.New("environment")
-
-func stepsOf(r *ownership.Result) []string {
-	if r == nil {
-		return nil
-	}
-	return r.Steps
-}
 
 // describe prints decoded conveyed information for an operator.
 func describe(w io.Writer, info *conveyed.Information, bodies bool) {
