@@ -78,29 +78,45 @@ type ImageVerification struct {
 // ErrUnknownType is returned when the document is neither redirect nor onboarding information.
 var ErrUnknownType = errors.New("conveyed information is neither redirect-information nor onboarding-information")
 
-// wire types mirror the RFC 7951 JSON.
+// Wire types mirror the YANG nodes; one set serves both encodings (RFC
+// 7951 JSON and RFC 7950 XML), so both go through the same checks.
 type wireRedirect struct {
-	BootstrapServer []struct {
-		Address     string          `json:"address"`
-		Port        json.RawMessage `json:"port"`
-		TrustAnchor *string         `json:"trust-anchor"`
-	} `json:"bootstrap-server"`
+	BootstrapServer []wireBootstrapServer `json:"bootstrap-server" xml:"bootstrap-server"`
+}
+
+type wireBootstrapServer struct {
+	Address     string    `json:"address" xml:"address"`
+	Port        *wirePort `json:"port" xml:"port"`
+	TrustAnchor *string   `json:"trust-anchor" xml:"trust-anchor"`
+}
+
+// wirePort holds the port as written: a JSON number (or, tolerated, a
+// quoted one) or XML text; parsePort reads it.
+type wirePort string
+
+func (p *wirePort) UnmarshalJSON(b []byte) error {
+	*p = wirePort(b)
+	return nil
 }
 
 type wireOnboarding struct {
-	BootImage *struct {
-		OSName            string   `json:"os-name"`
-		OSVersion         string   `json:"os-version"`
-		DownloadURI       []string `json:"download-uri"`
-		ImageVerification []struct {
-			HashAlgorithm string `json:"hash-algorithm"`
-			HashValue     string `json:"hash-value"`
-		} `json:"image-verification"`
-	} `json:"boot-image"`
-	ConfigurationHandling   string  `json:"configuration-handling"`
-	PreConfigurationScript  *string `json:"pre-configuration-script"`
-	Configuration           *string `json:"configuration"`
-	PostConfigurationScript *string `json:"post-configuration-script"`
+	BootImage               *wireBootImage `json:"boot-image" xml:"boot-image"`
+	ConfigurationHandling   string         `json:"configuration-handling" xml:"configuration-handling"`
+	PreConfigurationScript  *string        `json:"pre-configuration-script" xml:"pre-configuration-script"`
+	Configuration           *string        `json:"configuration" xml:"configuration"`
+	PostConfigurationScript *string        `json:"post-configuration-script" xml:"post-configuration-script"`
+}
+
+type wireBootImage struct {
+	OSName            string             `json:"os-name" xml:"os-name"`
+	OSVersion         string             `json:"os-version" xml:"os-version"`
+	DownloadURI       []string           `json:"download-uri" xml:"download-uri"`
+	ImageVerification []wireVerification `json:"image-verification" xml:"image-verification"`
+}
+
+type wireVerification struct {
+	HashAlgorithm string `json:"hash-algorithm" xml:"hash-algorithm"`
+	HashValue     string `json:"hash-value" xml:"hash-value"`
 }
 
 // ParseJSON decodes conveyed information in its RFC 7951 JSON encoding and
@@ -143,6 +159,10 @@ func parseRedirect(raw json.RawMessage) (*Redirect, error) {
 	if err := strictUnmarshal(raw, &w); err != nil {
 		return nil, err
 	}
+	return redirectFromWire(w)
+}
+
+func redirectFromWire(w wireRedirect) (*Redirect, error) {
 	if len(w.BootstrapServer) == 0 {
 		return nil, errors.New("bootstrap-server list is empty")
 	}
@@ -187,14 +207,14 @@ func checkAddress(a string) error {
 }
 
 // parsePort accepts the RFC 7951 number and, for robustness, a quoted number.
-func parsePort(raw json.RawMessage) (int, error) {
-	if len(raw) == 0 || string(raw) == "null" {
+func parsePort(raw *wirePort) (int, error) {
+	if raw == nil || *raw == "null" {
 		return defaultPort, nil
 	}
-	s := strings.Trim(string(raw), `"`)
+	s := strings.Trim(string(*raw), `"`)
 	p, err := strconv.Atoi(s)
 	if err != nil || p < 1 || p > 65535 {
-		return 0, fmt.Errorf("port %s is not a number from 1 to 65535", raw)
+		return 0, fmt.Errorf("port %s is not a number from 1 to 65535", string(*raw))
 	}
 	return p, nil
 }
@@ -204,6 +224,10 @@ func parseOnboarding(raw json.RawMessage) (*Onboarding, error) {
 	if err := strictUnmarshal(raw, &w); err != nil {
 		return nil, err
 	}
+	return onboardingFromWire(w)
+}
+
+func onboardingFromWire(w wireOnboarding) (*Onboarding, error) {
 	o := &Onboarding{ConfigurationHandling: w.ConfigurationHandling}
 	var err error
 	if w.BootImage != nil {

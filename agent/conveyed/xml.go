@@ -2,7 +2,6 @@ package conveyed
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -12,31 +11,6 @@ import (
 
 // Namespace is the XML namespace of ietf-sztp-conveyed-info.
 const Namespace = "urn:ietf:params:xml:ns:yang:ietf-sztp-conveyed-info"
-
-// xml mirrors of the YANG nodes (RFC 7950 XML encoding).
-type xmlRedirect struct {
-	BootstrapServer []struct {
-		Address     string  `xml:"address"`
-		Port        *string `xml:"port"`
-		TrustAnchor *string `xml:"trust-anchor"`
-	} `xml:"bootstrap-server"`
-}
-
-type xmlOnboarding struct {
-	BootImage *struct {
-		OSName            string   `xml:"os-name"`
-		OSVersion         string   `xml:"os-version"`
-		DownloadURI       []string `xml:"download-uri"`
-		ImageVerification []struct {
-			HashAlgorithm string `xml:"hash-algorithm"`
-			HashValue     string `xml:"hash-value"`
-		} `xml:"image-verification"`
-	} `xml:"boot-image"`
-	ConfigurationHandling   string  `xml:"configuration-handling"`
-	PreConfigurationScript  *string `xml:"pre-configuration-script"`
-	Configuration           *string `xml:"configuration"`
-	PostConfigurationScript *string `xml:"post-configuration-script"`
-}
 
 // ParseXML decodes conveyed information in its XML encoding: a root element
 // redirect-information or onboarding-information in the module's namespace
@@ -65,7 +39,7 @@ func ParseXML(data []byte) (*Information, error) {
 		}
 		switch start.Name.Local {
 		case "redirect-information":
-			var w xmlRedirect
+			var w wireRedirect
 			if err := dec.DecodeElement(&w, &start); err != nil {
 				return nil, fmt.Errorf("decoding redirect-information XML: %w", err)
 			}
@@ -74,7 +48,7 @@ func ParseXML(data []byte) (*Information, error) {
 			}
 			return fromXMLRedirect(w)
 		case "onboarding-information":
-			var w xmlOnboarding
+			var w wireOnboarding
 			if err := dec.DecodeElement(&w, &start); err != nil {
 				return nil, fmt.Errorf("decoding onboarding-information XML: %w", err)
 			}
@@ -108,61 +82,42 @@ func trailingXML(dec *xml.Decoder) error {
 	}
 }
 
-// The XML forms are converted to the JSON wire structs so one set of YANG
-// checks serves both encodings.
-func fromXMLRedirect(w xmlRedirect) (*Information, error) {
-	var jw wireRedirect
-	for _, s := range w.BootstrapServer {
-		e := struct {
-			Address     string          `json:"address"`
-			Port        json.RawMessage `json:"port"`
-			TrustAnchor *string         `json:"trust-anchor"`
-		}{Address: strings.TrimSpace(s.Address), TrustAnchor: s.TrustAnchor}
+// XML text nodes keep the document's indentation, and an identityref
+// carries a namespace prefix of the document's choosing; both are
+// normalised before the checks ParseJSON applies.
+func fromXMLRedirect(w wireRedirect) (*Information, error) {
+	for i := range w.BootstrapServer {
+		s := &w.BootstrapServer[i]
+		s.Address = strings.TrimSpace(s.Address)
 		if s.Port != nil {
-			e.Port = json.RawMessage(`"` + strings.TrimSpace(*s.Port) + `"`)
+			p := wirePort(strings.TrimSpace(string(*s.Port)))
+			s.Port = &p
 		}
-		jw.BootstrapServer = append(jw.BootstrapServer, e)
 	}
-	raw, _ := json.Marshal(jw)
-	r, err := parseRedirect(raw)
+	r, err := redirectFromWire(w)
 	if err != nil {
 		return nil, fmt.Errorf("decoding redirect-information: %w", err)
 	}
 	return &Information{Redirect: r}, nil
 }
 
-func fromXMLOnboarding(w xmlOnboarding) (*Information, error) {
-	var jw wireOnboarding
-	jw.ConfigurationHandling = strings.TrimSpace(w.ConfigurationHandling)
-	jw.PreConfigurationScript, jw.Configuration, jw.PostConfigurationScript = w.PreConfigurationScript, w.Configuration, w.PostConfigurationScript
+func fromXMLOnboarding(w wireOnboarding) (*Information, error) {
+	w.ConfigurationHandling = strings.TrimSpace(w.ConfigurationHandling)
 	if b := w.BootImage; b != nil {
-		jw.BootImage = &struct {
-			OSName            string   `json:"os-name"`
-			OSVersion         string   `json:"os-version"`
-			DownloadURI       []string `json:"download-uri"`
-			ImageVerification []struct {
-				HashAlgorithm string `json:"hash-algorithm"`
-				HashValue     string `json:"hash-value"`
-			} `json:"image-verification"`
-		}{OSName: strings.TrimSpace(b.OSName), OSVersion: strings.TrimSpace(b.OSVersion)}
-		for _, u := range b.DownloadURI {
-			jw.BootImage.DownloadURI = append(jw.BootImage.DownloadURI, strings.TrimSpace(u))
+		b.OSName, b.OSVersion = strings.TrimSpace(b.OSName), strings.TrimSpace(b.OSVersion)
+		for i := range b.DownloadURI {
+			b.DownloadURI[i] = strings.TrimSpace(b.DownloadURI[i])
 		}
-		for _, iv := range b.ImageVerification {
-			// An identityref in XML carries a namespace prefix of the
-			// document's choosing; the identity name is what matters.
-			alg := strings.TrimSpace(iv.HashAlgorithm)
-			if _, name, ok := strings.Cut(alg, ":"); ok {
-				alg = module + ":" + name
+		for i := range b.ImageVerification {
+			iv := &b.ImageVerification[i]
+			iv.HashAlgorithm = strings.TrimSpace(iv.HashAlgorithm)
+			if _, name, ok := strings.Cut(iv.HashAlgorithm, ":"); ok {
+				iv.HashAlgorithm = module + ":" + name
 			}
-			jw.BootImage.ImageVerification = append(jw.BootImage.ImageVerification, struct {
-				HashAlgorithm string `json:"hash-algorithm"`
-				HashValue     string `json:"hash-value"`
-			}{alg, strings.TrimSpace(iv.HashValue)})
+			iv.HashValue = strings.TrimSpace(iv.HashValue)
 		}
 	}
-	raw, _ := json.Marshal(jw)
-	o, err := parseOnboarding(raw)
+	o, err := onboardingFromWire(w)
 	if err != nil {
 		return nil, fmt.Errorf("decoding onboarding-information: %w", err)
 	}
