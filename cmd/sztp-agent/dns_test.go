@@ -37,23 +37,33 @@ func txtRecord(owner, key string, value []byte) string {
 	return sb.String()
 }
 
+// ownershipFixtures is the openssl-made world of testdata/ownership: device
+// SN-OWN-0001 and its signed onboarding information.
+const ownershipFixtures = "../../testdata/ownership/"
+
+// ownershipTXT publishes that device's three artifacts as the
+// device-specific TXT records of RFC 8572 §4.2.
+func ownershipTXT(t *testing.T) string {
+	t.Helper()
+	var zone strings.Builder
+	for key, file := range map[string]string{"ci": "conveyed.cms", "oc": "owner-certificate.cms", "ov": "voucher.cms"} {
+		b, err := os.ReadFile(ownershipFixtures + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zone.WriteString(txtRecord("SN-OWN-0001._sztp", key, b))
+	}
+	return zone.String()
+}
+
 // TestBootstrapThroughDNS: a real authoritative server (NSD) publishes the
 // device's signed bootstrapping data, made by the openssl CLI, as TXT
 // records; the agent finds it by DNS alone, verifies it and applies it.
 func TestBootstrapThroughDNS(t *testing.T) {
 	requireRootTools(t, "nsd")
-	const f = "../../testdata/ownership/"
-	read := func(name string) []byte {
-		b, err := os.ReadFile(f + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	const f = ownershipFixtures
 	dir := t.TempDir()
-	port := startNSD(t, dir, txtRecord("SN-OWN-0001._sztp", "ci", read("conveyed.cms"))+
-		txtRecord("SN-OWN-0001._sztp", "oc", read("owner-certificate.cms"))+
-		txtRecord("SN-OWN-0001._sztp", "ov", read("voucher.cms")))
+	port := startNSD(t, dir, ownershipTXT(t))
 
 	applied := filepath.Join(dir, "applied")
 	out, err := exec.Command(agentBin, "run", "--once", "--sources", "dns", "--mdns=false",
@@ -113,19 +123,10 @@ func startNSDAt(t *testing.T, dir, addr string, port int, body string) {
 // signed TXT records (RFC 8572 §4.2: the domain may come from DHCP).
 func TestDNSSettingsLearnedFromDHCP(t *testing.T) {
 	requireRootTools(t, "nsd")
-	const f = "../../testdata/ownership/"
-	read := func(name string) []byte {
-		b, err := os.ReadFile(f + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	const f = ownershipFixtures
 	dir := t.TempDir()
 	// Port 53 (what a lease's DNS server implies) on an address of its own.
-	startNSDAt(t, dir, "127.0.0.77", 53, txtRecord("SN-OWN-0001._sztp", "ci", read("conveyed.cms"))+
-		txtRecord("SN-OWN-0001._sztp", "oc", read("owner-certificate.cms"))+
-		txtRecord("SN-OWN-0001._sztp", "ov", read("voucher.cms")))
+	startNSDAt(t, dir, "127.0.0.77", 53, ownershipTXT(t))
 	lease := filepath.Join(dir, "dhclient.leases")
 	os.WriteFile(lease, []byte("lease {\n  interface \"eth0\";\n  fixed-address 192.0.2.50;\n  option subnet-mask 255.255.255.0;\n"+
 		"  option domain-name-servers 127.0.0.77;\n  option domain-search \"example.test.\";\n}\n"), 0o644)
