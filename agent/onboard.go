@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent/conveyed"
+	"github.com/sztp-agent/sztp-agent/agent/restconf"
 	"github.com/sztp-agent/sztp-agent/agent/state"
 	"github.com/sztp-agent/sztp-agent/image"
 	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
@@ -118,7 +119,7 @@ func (r *onboarding) steps(ctx context.Context) (Outcome, error) {
 		return Planned, nil
 	}
 	keys := sshHostKeys(r.cfg.SSHHostKeyDir, r.log)
-	if err := r.rep.send(ctx, progressComplete(keys)); err != nil {
+	if err := r.rep.send(ctx, restconf.Progress{Type: "bootstrap-complete", SSHHostKeys: keys}); err != nil {
 		r.rep.terminal(ctx, "bootstrap-error", err.Error())
 		return 0, err
 	}

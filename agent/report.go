@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sztp-agent/sztp-agent/agent/restconf"
 )
@@ -20,13 +21,11 @@ type reporter struct {
 	client  *restconf.Client // nil: report nothing
 	verbose bool
 	log     *slog.Logger
-	timeout func(context.Context) (context.Context, context.CancelFunc)
+	timeout time.Duration // per report
 }
 
 func (a *Agent) newReporter(conn *connection, verbose bool) *reporter {
-	r := &reporter{verbose: verbose, log: a.log, timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
-		return context.WithTimeout(ctx, a.cfg.RequestTimeout)
-	}}
+	r := &reporter{verbose: verbose, log: a.log, timeout: a.cfg.RequestTimeout}
 	if conn.trusted && conn.client != nil && !a.cfg.DryRun {
 		r.client = conn.client
 	}
@@ -37,7 +36,7 @@ func (r *reporter) send(ctx context.Context, p restconf.Progress) error {
 	if r.client == nil {
 		return nil
 	}
-	ctx, cancel := r.timeout(ctx)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	err := r.client.ReportProgress(ctx, p)
 	if err != nil {
@@ -92,8 +91,4 @@ func sshHostKeys(dir string, log *slog.Logger) []restconf.SSHHostKey {
 		keys = append(keys, restconf.SSHHostKey{Algorithm: fields[0], KeyData: blob})
 	}
 	return keys
-}
-
-func progressComplete(keys []restconf.SSHHostKey) restconf.Progress {
-	return restconf.Progress{Type: "bootstrap-complete", SSHHostKeys: keys}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/sztp-agent/sztp-agent/agent"
 	"github.com/sztp-agent/sztp-agent/agent/state"
@@ -94,8 +93,7 @@ timed out, 130 interrupted.
 
 // errorLine prints err as the single line an operator sees on a console.
 func errorLine(w io.Writer, err error) {
-	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	fmt.Fprintf(w, "sztp-agent: error: %s\n", msg)
+	fmt.Fprintf(w, "sztp-agent: error: %s\n", oneLineErr(err))
 }
 
 var errUsage = errors.New("usage")

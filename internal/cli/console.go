@@ -83,4 +83,5 @@ func failureSummary(err error, stateDir string) {
 		oneLineErr(err), logging.RunLogPath(stateDir), stateDir)
 }
 
+// oneLineErr is err as one console line.
 func oneLineErr(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
