@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
 )
 
 // DefaultSerialNumber is the device serial number of a new lab PKI when
@@ -107,7 +109,7 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprint(stdout, facts.String())
 	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, []byte(facts.String()), 0o644); err != nil {
+		if err := atomicfile.WriteFile(*readyFile, []byte(facts.String()), 0o644); err != nil {
 			srv.Close()
 			return fmt.Errorf("writing the ready file: %w", err)
 		}

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
 )
 
 // File names of the PKI inside its directory. The agent is pointed at these
@@ -219,7 +221,7 @@ func NewPKI(dir, serialNumber string) (*PKI, error) {
 		IDevIDKeyFile:   filepath.Join(dir, idevidKeyFileName),
 		TrustAnchorFile: filepath.Join(dir, trustAnchorFileName),
 	}
-	if err := writeFileAtomic(p.TrustAnchorFile, pemCertificates(serverCA.Cert), 0o644); err != nil {
+	if err := atomicfile.WriteFile(p.TrustAnchorFile, pemCertificates(serverCA.Cert), 0o644); err != nil {
 		return nil, fmt.Errorf("writing the lab trust anchor: %w", err)
 	}
 	if err := p.createSigningPKI(); err != nil {
@@ -375,35 +377,10 @@ func writeKeyPair(certFile, keyFile string, key crypto.Signer, cert *x509.Certif
 	if err != nil {
 		return fmt.Errorf("encoding the private key: %w", err)
 	}
-	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, pemCertificates(append([]*x509.Certificate{cert}, chain...)...), 0o644)
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory, so concurrent readers see the old or the new content only.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(certFile, pemCertificates(append([]*x509.Certificate{cert}, chain...)...), 0o644)
 }
 
 func readCertificates(path string) ([]*x509.Certificate, error) {

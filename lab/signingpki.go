@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
 )
 
 // File names of the signed-data credentials beside the rest of the PKI.
@@ -101,7 +103,7 @@ func (p *PKI) createSigningPKI() error {
 		return err
 	}
 	trustAnchor := filepath.Join(p.Dir, voucherTrustAnchorFileName)
-	if err := writeFileAtomic(trustAnchor, pemCertificates(masa.Cert), 0o644); err != nil {
+	if err := atomicfile.WriteFile(trustAnchor, pemCertificates(masa.Cert), 0o644); err != nil {
 		return fmt.Errorf("writing the voucher trust anchor: %w", err)
 	}
 	p.MASA, p.VoucherSigner, p.OwnerCA, p.Owner, p.VoucherTrustAnchorFile = masa, voucherSigner, ownerCA, owner, trustAnchor
