@@ -34,6 +34,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sztp-agent/sztp-agent/internal/atomicfile"
 )
 
 // Errors a download attempt can fail with, for errors.Is.
@@ -299,7 +301,7 @@ func (f *Fetcher) place(uri string, p *partial, digests map[string][]byte, res *
 	if err := os.Rename(p.path, finalPath); err != nil {
 		return nil, errors.Join(fmt.Errorf("placing staged image: %w", err), p.discard())
 	}
-	if err := syncPath(f.Dir, os.O_RDONLY); err != nil {
+	if err := atomicfile.SyncDir(f.Dir); err != nil {
 		// Without the directory entry on disk the image may vanish on
 		// power loss; report it as not placed rather than leave it behind.
 		os.Remove(finalPath)
@@ -339,18 +341,6 @@ func checkStagedSize(file *os.File, hashed int64) error {
 		return fmt.Errorf("staging file holds %d bytes but %d were hashed", info.Size(), hashed)
 	}
 	return nil
-}
-
-func syncPath(path string, flag int) error {
-	file, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return err
-	}
-	if err := file.Sync(); err != nil {
-		file.Close()
-		return err
-	}
-	return file.Close()
 }
 
 func (f *Fetcher) client() *http.Client {
